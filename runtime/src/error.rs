@@ -1,0 +1,144 @@
+//! The runtime's one error type.
+
+use core::fmt;
+
+/// Everything that can go wrong, at load time or when running a model.
+///
+/// Load-time variants say what was wrong with the bytes; run-time variants say
+/// what was wrong with the caller's buffers. Nothing in the runtime panics instead.
+#[non_exhaustive]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
+pub enum Error {
+    /// The blob ends before its declared content does.
+    Truncated,
+    /// The blob does not start with [`MAGIC`](crate::format::MAGIC).
+    BadMagic,
+    /// The blob was written by a format version this runtime does not read.
+    UnsupportedVersion {
+        /// Version found in the blob.
+        found: u16,
+        /// The version this runtime reads.
+        supported: u16,
+    },
+    /// The payload's CRC-32 does not match the one in the envelope.
+    BadCrc {
+        /// CRC stored in the envelope.
+        stored: u32,
+        /// CRC computed over the payload.
+        computed: u32,
+    },
+    /// The payload is not a valid encoding (bad enum tag, bad varint, trailing bytes).
+    Malformed,
+    /// More layers (or skip slots) than the runtime's fixed capacity.
+    TooManyLayers {
+        /// Number found.
+        found: u32,
+        /// Capacity ([`MAX_LAYERS`](crate::format::MAX_LAYERS)).
+        max: u32,
+    },
+    /// A width or length beyond [`MAX_WIDTH`](crate::format::MAX_WIDTH), or zero.
+    DimensionOutOfRange {
+        /// Index of the layer (or `u32::MAX` for the model's input/output).
+        layer: u32,
+        /// The offending dimension.
+        value: u32,
+    },
+    /// A layer's shape does not chain with the previous one, or a parameter
+    /// array has the wrong length for the declared shape.
+    ShapeMismatch {
+        /// Index of the layer (or `u32::MAX` for the model's input/output).
+        layer: u32,
+    },
+    /// A layer's kind does not belong to the model's numeric path (an f32 layer
+    /// in an int8 model, or the reverse), or the caller used the wrong path.
+    WrongNumericPath,
+    /// A quantization parameter is out of its valid range.
+    BadQuantization {
+        /// Index of the layer (or `u32::MAX` for the model's input/output).
+        layer: u32,
+    },
+    /// A skip connection refers to a slot that was never saved.
+    BadSkipSlot {
+        /// Index of the layer.
+        layer: u32,
+    },
+    /// The arena size declared in the blob is not what its layers need.
+    ArenaSizeMismatch {
+        /// Bytes declared in the blob.
+        declared: u32,
+        /// Bytes the layers need.
+        needed: u32,
+    },
+    /// The caller's arena is smaller than the model needs.
+    ArenaTooSmall {
+        /// Bytes the model needs.
+        needed: usize,
+        /// Bytes given.
+        given: usize,
+    },
+    /// The caller's arena is not 4-byte aligned (use [`Arena`](crate::Arena)).
+    ArenaMisaligned,
+    /// The input slice has the wrong number of elements.
+    WrongInputLength {
+        /// Elements the model takes.
+        expected: usize,
+        /// Elements given.
+        given: usize,
+    },
+}
+
+/// Shorthand for results carrying [`Error`].
+pub type Result<T> = core::result::Result<T, Error>;
+
+impl fmt::Display for Error {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match *self {
+            Error::Truncated => write!(f, "model blob is truncated"),
+            Error::BadMagic => write!(f, "not a model blob (bad magic)"),
+            Error::UnsupportedVersion { found, supported } => write!(
+                f,
+                "model format version {found} is not supported (this runtime reads version {supported})"
+            ),
+            Error::BadCrc { stored, computed } => write!(
+                f,
+                "model payload is corrupt: CRC-32 {computed:#010x} does not match stored {stored:#010x}"
+            ),
+            Error::Malformed => write!(f, "model payload is malformed"),
+            Error::TooManyLayers { found, max } => {
+                write!(f, "model has {found} layers or slots, the runtime holds at most {max}")
+            }
+            Error::DimensionOutOfRange { layer, value } => {
+                write!(f, "dimension {value} out of range at layer {layer}")
+            }
+            Error::ShapeMismatch { layer } => write!(f, "shape mismatch at layer {layer}"),
+            Error::WrongNumericPath => write!(f, "layer or call does not match the model's numeric path"),
+            Error::BadQuantization { layer } => {
+                write!(f, "quantization parameter out of range at layer {layer}")
+            }
+            Error::BadSkipSlot { layer } => write!(f, "skip connection to an unsaved slot at layer {layer}"),
+            Error::ArenaSizeMismatch { declared, needed } => write!(
+                f,
+                "blob declares an arena of {declared} bytes but its layers need {needed}"
+            ),
+            Error::ArenaTooSmall { needed, given } => {
+                write!(f, "arena too small: model needs {needed} bytes, given {given}")
+            }
+            Error::ArenaMisaligned => write!(f, "arena is not 4-byte aligned"),
+            Error::WrongInputLength { expected, given } => {
+                write!(f, "wrong input length: model takes {expected} values, given {given}")
+            }
+        }
+    }
+}
+
+impl core::error::Error for Error {}
+
+impl From<postcard::Error> for Error {
+    fn from(e: postcard::Error) -> Self {
+        match e {
+            postcard::Error::DeserializeUnexpectedEnd | postcard::Error::SerializeBufferFull => Error::Truncated,
+            _ => Error::Malformed,
+        }
+    }
+}

@@ -1,0 +1,257 @@
+//! The model blob: what the trainer writes and the loader reads.
+//!
+//! A blob is a postcard-encoded [`Envelope`] whose fields have fixed widths, so
+//! its first 10 bytes are always, little-endian:
+//!
+//! | bytes | field |
+//! | --- | --- |
+//! | 0..4 | [`MAGIC`] `b"MCUN"` |
+//! | 4..6 | format version (`u16`), currently [`FORMAT_VERSION`] |
+//! | 6..10 | CRC-32 (ISO-HDLC, as zlib) of the payload bytes |
+//! | 10.. | payload length (postcard varint), then the payload |
+//!
+//! The payload is a postcard-encoded [`ModelHeader`] followed by exactly
+//! `layer_count` postcard-encoded [`LayerDef`]s and nothing else. Multi-byte
+//! parameter arrays (f32, i32, u16) are byte strings in little-endian order, so
+//! the loader borrows them from the blob as they are (zero copy: on a chip they
+//! stay in flash).
+//!
+//! # Versions
+//! The envelope layout never changes. Any change to the payload encoding bumps
+//! [`FORMAT_VERSION`]; a runtime reads exactly its own version and rejects others
+//! with [`Error::UnsupportedVersion`](crate::Error::UnsupportedVersion), so an
+//! old runtime never misreads a new blob. New layer kinds are appended to
+//! [`LayerDef`] (postcard tags enum variants by index), which also bumps the version.
+//!
+//! # Numeric paths
+//! A model is either all-f32 or all-int8 ([`Numeric`]). int8 layers follow the
+//! usual affine scheme `real = scale * (q - zero_point)`: weights are symmetric
+//! per output channel (zero point 0), activations asymmetric per tensor, biases
+//! int32 with the input zero point already folded in
+//! (`bias' = bias - zp_in * sum(w)`), and each output channel is rescaled with a
+//! fixed-point multiplier `m / 2^shift` (`m` an int32 in `[2^30, 2^31)` or 0).
+
+use serde::{Deserialize, Serialize};
+
+/// First four bytes of every blob.
+pub const MAGIC: [u8; 4] = *b"MCUN";
+/// The payload version this runtime reads and the trainer writes.
+pub const FORMAT_VERSION: u16 = 1;
+/// Most layers a model may have.
+pub const MAX_LAYERS: usize = 32;
+/// Most skip slots (saved activations for residual connections) a model may use.
+pub const MAX_SKIP_SLOTS: usize = 4;
+/// Largest width of any tensor (input, output or any layer's output).
+pub const MAX_WIDTH: u32 = 4096;
+/// CRC used over the payload.
+pub const CRC32: crc::Crc<u32> = crc::Crc::<u32>::new(&crc::CRC_32_ISO_HDLC);
+
+/// CRC-32 of a payload, as stored in the envelope.
+pub fn checksum(payload: &[u8]) -> u32 {
+    CRC32.checksum(payload)
+}
+
+/// The outer layer of a blob. Its first three fields have fixed widths.
+#[derive(Serialize, Deserialize, Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Envelope<'a> {
+    /// Always [`MAGIC`].
+    pub magic: [u8; 4],
+    /// [`FORMAT_VERSION`] of the writer.
+    #[serde(with = "postcard::fixint::le")]
+    pub version: u16,
+    /// [`checksum`] of `payload`.
+    #[serde(with = "postcard::fixint::le")]
+    pub crc: u32,
+    /// [`ModelHeader`] followed by the layers.
+    #[serde(borrow)]
+    pub payload: &'a [u8],
+}
+
+/// Which arithmetic a model uses throughout.
+#[derive(Serialize, Deserialize, Debug, Clone, Copy, PartialEq, Eq)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
+pub enum Numeric {
+    /// 32-bit float everywhere.
+    F32,
+    /// int8 activations and weights, int32 accumulators, integer-only.
+    Int8,
+}
+
+/// Affine quantization of one tensor: `real = scale * (q - zero_point)`.
+#[derive(Serialize, Deserialize, Debug, Clone, Copy, PartialEq)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
+pub struct QuantParams {
+    /// Real value of one quantization step; finite and positive.
+    pub scale: f32,
+    /// The quantized value of real zero.
+    pub zero_point: i8,
+}
+
+/// Model-wide facts, first in the payload.
+#[derive(Serialize, Deserialize, Debug, Clone, Copy, PartialEq)]
+pub struct ModelHeader<'a> {
+    /// Numeric path of every layer.
+    pub numeric: Numeric,
+    /// Number of input values (raw, before normalization).
+    pub input_len: u32,
+    /// Number of output values.
+    pub output_len: u32,
+    /// Exact bytes of working memory inference needs (checked at load).
+    pub arena_bytes: u32,
+    /// Number of [`LayerDef`]s after the header.
+    pub layer_count: u32,
+    /// Per-feature offset, `input_len` f32 (LE): `x' = (x - offset) * scale`.
+    #[serde(borrow)]
+    pub input_offset: &'a [u8],
+    /// Per-feature scale, `input_len` f32 (LE).
+    #[serde(borrow)]
+    pub input_scale: &'a [u8],
+    /// int8 models: quantization of the normalized input. `None` for f32.
+    pub input_quant: Option<QuantParams>,
+    /// int8 models: quantization of the output. `None` for f32.
+    pub output_quant: Option<QuantParams>,
+}
+
+/// f32 elementwise (or, for softmax, row-wise) activations.
+#[derive(Serialize, Deserialize, Debug, Clone, Copy, PartialEq)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
+pub enum Activation {
+    /// `max(x, 0)`
+    Relu,
+    /// `x` if `x >= 0`, else `alpha * x`
+    LeakyRelu {
+        /// Slope for negative inputs.
+        alpha: f32,
+    },
+    /// `1 / (1 + exp(-x))`
+    Sigmoid,
+    /// `tanh(x)`
+    Tanh,
+    /// `0.5 * x * (1 + erf(x / sqrt(2)))` (exact GELU)
+    Gelu,
+    /// `exp(x - max) / sum(exp(x - max))` over the whole tensor
+    Softmax,
+}
+
+/// One layer as stored. Parameter arrays are little-endian byte strings.
+#[derive(Serialize, Deserialize, Debug, Clone, Copy, PartialEq)]
+pub enum LayerDef<'a> {
+    /// `y = W x + b`, f32. `weights` is `outputs x inputs` row-major f32,
+    /// `bias` is `outputs` f32.
+    DenseF32 {
+        /// Input width.
+        inputs: u32,
+        /// Output width.
+        outputs: u32,
+        /// `outputs * inputs` f32.
+        #[serde(borrow)]
+        weights: &'a [u8],
+        /// `outputs` f32.
+        #[serde(borrow)]
+        bias: &'a [u8],
+    },
+    /// f32 activation, in place.
+    ActivationF32(Activation),
+    /// int8 fully connected layer, see the module docs for the scheme.
+    DenseI8 {
+        /// Input width.
+        inputs: u32,
+        /// Output width.
+        outputs: u32,
+        /// `outputs * inputs` i8, row-major.
+        #[serde(borrow)]
+        weights: &'a [u8],
+        /// `outputs` i32: bias with the input zero point folded in.
+        #[serde(borrow)]
+        bias: &'a [u8],
+        /// `outputs` i32 fixed-point multipliers in `[2^30, 2^31)`, or 0.
+        #[serde(borrow)]
+        multiplier: &'a [u8],
+        /// `outputs` right shifts, each in `1..=62`.
+        #[serde(borrow)]
+        shift: &'a [u8],
+        /// Zero point of the output tensor.
+        output_zero_point: i8,
+    },
+    /// int8 elementwise function by lookup: `y = table[x + 128]` (256 i8).
+    /// Covers ReLU, LeakyReLU, sigmoid, tanh and GELU with any scales.
+    TableI8 {
+        /// 256 i8.
+        #[serde(borrow)]
+        table: &'a [u8],
+    },
+    /// int8 softmax. `exp_table[d]` (256 u16, LE) is `exp(-scale_in * d)` in
+    /// Q15 for `d = max - x`; output scale is 1/256 with zero point -128.
+    SoftmaxI8 {
+        /// 256 u16 (LE); entry 0 must be non-zero.
+        #[serde(borrow)]
+        exp_table: &'a [u8],
+    },
+    /// Copy the current tensor into a skip slot (start of a residual block).
+    SaveSkip {
+        /// Slot index, below [`MAX_SKIP_SLOTS`].
+        slot: u8,
+    },
+    /// f32 residual: `x += saved[slot]`.
+    AddSkipF32 {
+        /// Slot index.
+        slot: u8,
+    },
+    /// int8 residual: `y = zp_out + rescale(x - zp_x) + rescale(s - zp_s)`.
+    AddSkipI8 {
+        /// Slot index.
+        slot: u8,
+        /// Rescaling of the current tensor to the output scale.
+        input: Rescale,
+        /// Rescaling of the saved tensor to the output scale.
+        skip: Rescale,
+        /// Zero point of the result.
+        output_zero_point: i8,
+    },
+}
+
+/// `(q - zero_point) * multiplier / 2^shift`, the integer form of a scale ratio.
+#[derive(Serialize, Deserialize, Debug, Clone, Copy, PartialEq, Eq)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
+pub struct Rescale {
+    /// Zero point of the tensor being rescaled.
+    pub zero_point: i8,
+    /// Fixed-point multiplier in `[2^30, 2^31)`, or 0.
+    pub multiplier: i32,
+    /// Right shift, in `1..=62`.
+    pub shift: u8,
+}
+
+/// Encode a model into `out` and return the blob's length. No allocation:
+/// `scratch` holds the payload while it is built and must be at least as large
+/// as the payload (a blob's length is a safe size for both).
+///
+/// `header.layer_count` and `header.arena_bytes` are filled in here, the
+/// latter by the loader's own validation ([`Model::required_arena_bytes`](crate::Model::required_arena_bytes)),
+/// so an encoded model always loads.
+pub fn encode<'a>(
+    mut header: ModelHeader<'a>,
+    layers: &[LayerDef<'a>],
+    scratch: &mut [u8],
+    out: &mut [u8],
+) -> crate::Result<usize> {
+    header.layer_count = layers.len() as u32;
+    header.arena_bytes = 0;
+    header.arena_bytes = crate::Model::required_arena_bytes(header, layers)?;
+    let mut used = postcard::to_slice(&header, scratch)?.len();
+    for layer in layers {
+        let rest = scratch.get_mut(used..).ok_or(crate::Error::Truncated)?;
+        used += postcard::to_slice(layer, rest)?.len();
+    }
+    let payload = scratch.get(..used).ok_or(crate::Error::Truncated)?;
+    let envelope = Envelope { magic: MAGIC, version: FORMAT_VERSION, crc: checksum(payload), payload };
+    Ok(postcard::to_slice(&envelope, out)?.len())
+}
+
+/// Bytes of f32 values in little-endian order, as parameter arrays store them.
+/// (`out` must hold `4 * values.len()` bytes; extra values are ignored.)
+pub fn f32_to_le_bytes(values: &[f32], out: &mut [u8]) {
+    for (chunk, v) in out.chunks_exact_mut(4).zip(values) {
+        chunk.copy_from_slice(&v.to_le_bytes());
+    }
+}

@@ -1,0 +1,562 @@
+//! Loading (validation) and running a model.
+//!
+//! # Contract
+//! [`Model::from_bytes`] is the only way to get a [`Model`], and it checks,
+//! once and in this order:
+//! 1. the magic, then the format version, then that the payload is complete,
+//!    then the payload's CRC-32;
+//! 2. that the payload decodes to a header and exactly `layer_count` layers
+//!    (at most [`MAX_LAYERS`]) with nothing after them;
+//! 3. every width is in `1..=MAX_WIDTH`, each layer's input width equals the
+//!    previous layer's output width, the last width equals `output_len`, and
+//!    every parameter array has exactly the length its shape implies;
+//! 4. every layer belongs to the model's numeric path, every quantization
+//!    parameter is in range (scales finite and positive, multipliers in
+//!    `[2^30, 2^31)` or 0, shifts in `1..=62`, tables of the right size, softmax
+//!    table entry 0 non-zero);
+//! 5. every residual add reads a slot saved earlier with the same width;
+//! 6. the declared arena size equals what the layers need.
+//!
+//! After that, running the model only checks the caller's buffers (input
+//! length, arena size and alignment) and never panics: every index into the
+//! blob or the arena is within the bounds established at load. The blob is
+//! borrowed, not copied.
+//!
+//! Non-finite inputs: on the f32 path NaN and ±inf propagate by IEEE rules
+//! (the output may contain NaN; [`argmax`](crate::argmax) never picks NaN). On
+//! the int8 path [`Model::quantize_input`] maps NaN to the zero point and ±inf
+//! to the int8 limits; from there everything is integer.
+
+use crate::error::{Error, Result};
+use crate::format::{
+    Activation, Envelope, LayerDef, ModelHeader, Numeric, QuantParams, Rescale, FORMAT_VERSION,
+    MAGIC, MAX_LAYERS, MAX_SKIP_SLOTS, MAX_WIDTH,
+};
+use crate::kernels::{dense_f32, dense_i8, le_f32, le_i32};
+use crate::math;
+use crate::quant::{is_valid_multiplier, rescale, saturate_i8};
+
+/// Marks errors about the model's input/output rather than a layer.
+const MODEL_LEVEL: u32 = u32::MAX;
+
+/// A validated layer; parameter slices have the lengths their shapes imply.
+#[derive(Debug, Clone, Copy)]
+enum Layer<'a> {
+    DenseF32 { weights: &'a [u8], bias: &'a [u8] },
+    ActivationF32(Activation),
+    DenseI8 { weights: &'a [u8], bias: &'a [u8], multiplier: &'a [u8], shift: &'a [u8], output_zero_point: i8 },
+    TableI8(&'a [u8; 256]),
+    SoftmaxI8(&'a [u8; 512]),
+    SaveSkip { slot: usize },
+    AddSkipF32 { slot: usize },
+    AddSkipI8 { slot: usize, input: Rescale, skip: Rescale, output_zero_point: i8 },
+}
+
+#[derive(Debug, Clone, Copy)]
+struct Step<'a> {
+    layer: Layer<'a>,
+    /// Width of the tensor after this layer.
+    width: usize,
+}
+
+/// Where each skip slot lives in the arena, in elements past the two work buffers.
+#[derive(Debug, Clone, Copy, Default)]
+struct Slot {
+    offset: usize,
+}
+
+/// A validated model borrowing its parameters from the blob.
+#[derive(Debug, Clone)]
+pub struct Model<'a> {
+    header: ModelHeader<'a>,
+    steps: heapless::Vec<Step<'a>, MAX_LAYERS>,
+    slots: [Slot; MAX_SKIP_SLOTS],
+    /// Width of each of the two work buffers, in elements.
+    work_width: usize,
+    arena_bytes: usize,
+}
+
+/// Summary of a model's size, for reports.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ModelStats {
+    /// Weights, biases and quantization parameters, in elements.
+    pub parameters: usize,
+    /// Multiply-accumulates per inference.
+    pub macs: usize,
+    /// Bytes of parameter data in the blob (what stays in flash).
+    pub parameter_bytes: usize,
+}
+
+fn element_bytes(numeric: Numeric) -> usize {
+    match numeric {
+        Numeric::F32 => 4,
+        Numeric::Int8 => 1,
+    }
+}
+
+fn check_width(layer: u32, value: u32) -> Result<usize> {
+    if value == 0 || value > MAX_WIDTH {
+        return Err(Error::DimensionOutOfRange { layer, value });
+    }
+    Ok(value as usize)
+}
+
+fn check_len(layer: u32, bytes: &[u8], expected: usize) -> Result<()> {
+    if bytes.len() != expected {
+        return Err(Error::ShapeMismatch { layer });
+    }
+    Ok(())
+}
+
+fn check_quant(layer: u32, q: Option<QuantParams>) -> Result<()> {
+    match q {
+        Some(q) if q.scale.is_finite() && q.scale > 0.0 => Ok(()),
+        _ => Err(Error::BadQuantization { layer }),
+    }
+}
+
+fn check_rescale(layer: u32, r: &Rescale) -> Result<()> {
+    if is_valid_multiplier(r.multiplier, r.shift) {
+        Ok(())
+    } else {
+        Err(Error::BadQuantization { layer })
+    }
+}
+
+/// Split a blob into its checked payload (steps 1 of the contract).
+fn open_envelope(blob: &[u8]) -> Result<&[u8]> {
+    match blob.get(..4) {
+        None => return Err(if MAGIC.starts_with(blob) { Error::Truncated } else { Error::BadMagic }),
+        Some(m) if m != MAGIC => return Err(Error::BadMagic),
+        Some(_) => {}
+    }
+    let version = match blob.get(4..6) {
+        Some(&[a, b]) => u16::from_le_bytes([a, b]),
+        _ => return Err(Error::Truncated),
+    };
+    if version != FORMAT_VERSION {
+        return Err(Error::UnsupportedVersion { found: version, supported: FORMAT_VERSION });
+    }
+    let (envelope, rest) = postcard::take_from_bytes::<Envelope>(blob)?;
+    if !rest.is_empty() {
+        return Err(Error::Malformed);
+    }
+    let computed = crate::format::checksum(envelope.payload);
+    if computed != envelope.crc {
+        return Err(Error::BadCrc { stored: envelope.crc, computed });
+    }
+    Ok(envelope.payload)
+}
+
+impl<'a> Model<'a> {
+    /// Parse and validate a blob (see the module docs for every check).
+    pub fn from_bytes(blob: &'a [u8]) -> Result<Self> {
+        let payload = open_envelope(blob)?;
+        let (header, mut rest) = postcard::take_from_bytes::<ModelHeader>(payload)?;
+        if header.layer_count as usize > MAX_LAYERS {
+            return Err(Error::TooManyLayers { found: header.layer_count, max: MAX_LAYERS as u32 });
+        }
+        let mut defs: heapless::Vec<LayerDef<'a>, MAX_LAYERS> = heapless::Vec::new();
+        for _ in 0..header.layer_count {
+            let (def, tail) = postcard::take_from_bytes::<LayerDef>(rest)?;
+            rest = tail;
+            defs.push(def).map_err(|_| Error::TooManyLayers {
+                found: header.layer_count,
+                max: MAX_LAYERS as u32,
+            })?;
+        }
+        if !rest.is_empty() {
+            return Err(Error::Malformed);
+        }
+        let model = Self::validate(header, &defs)?;
+        if header.arena_bytes as usize != model.arena_bytes {
+            return Err(Error::ArenaSizeMismatch {
+                declared: header.arena_bytes,
+                needed: model.arena_bytes as u32,
+            });
+        }
+        Ok(model)
+    }
+
+    /// The arena bytes a header and its layers need, with every check of
+    /// [`Model::from_bytes`] except the envelope and the declared arena size.
+    /// Exporters call this to fill in [`ModelHeader::arena_bytes`].
+    pub fn required_arena_bytes(header: ModelHeader<'a>, layers: &[LayerDef<'a>]) -> Result<u32> {
+        if layers.len() > MAX_LAYERS || header.layer_count as usize != layers.len() {
+            return Err(Error::TooManyLayers { found: layers.len() as u32, max: MAX_LAYERS as u32 });
+        }
+        Self::validate(header, layers).map(|m| m.arena_bytes as u32)
+    }
+
+    fn validate(header: ModelHeader<'a>, defs: &[LayerDef<'a>]) -> Result<Self> {
+        let input_len = check_width(MODEL_LEVEL, header.input_len)?;
+        let output_len = check_width(MODEL_LEVEL, header.output_len)?;
+        check_len(MODEL_LEVEL, header.input_offset, input_len * 4)?;
+        check_len(MODEL_LEVEL, header.input_scale, input_len * 4)?;
+        let numeric = header.numeric;
+        match numeric {
+            Numeric::F32 => {
+                if header.input_quant.is_some() || header.output_quant.is_some() {
+                    return Err(Error::BadQuantization { layer: MODEL_LEVEL });
+                }
+            }
+            Numeric::Int8 => {
+                check_quant(MODEL_LEVEL, header.input_quant)?;
+                check_quant(MODEL_LEVEL, header.output_quant)?;
+            }
+        }
+
+        let mut steps = heapless::Vec::new();
+        let mut width = input_len;
+        let mut work_width = input_len;
+        let mut slot_capacity = [0usize; MAX_SKIP_SLOTS];
+        let mut slot_width: [Option<usize>; MAX_SKIP_SLOTS] = [None; MAX_SKIP_SLOTS];
+        for (index, def) in defs.iter().enumerate() {
+            let at = index as u32;
+            let is_f32 = matches!(
+                def,
+                LayerDef::DenseF32 { .. } | LayerDef::ActivationF32(_) | LayerDef::AddSkipF32 { .. }
+            );
+            let is_i8 = matches!(
+                def,
+                LayerDef::DenseI8 { .. }
+                    | LayerDef::TableI8 { .. }
+                    | LayerDef::SoftmaxI8 { .. }
+                    | LayerDef::AddSkipI8 { .. }
+            );
+            if (is_f32 && numeric != Numeric::F32) || (is_i8 && numeric != Numeric::Int8) {
+                return Err(Error::WrongNumericPath);
+            }
+            let slot_index = |slot: u8| -> Result<usize> {
+                let s = slot as usize;
+                if s < MAX_SKIP_SLOTS {
+                    Ok(s)
+                } else {
+                    Err(Error::BadSkipSlot { layer: at })
+                }
+            };
+            let layer = match *def {
+                LayerDef::DenseF32 { inputs, outputs, weights, bias } => {
+                    let (i, o) = (check_width(at, inputs)?, check_width(at, outputs)?);
+                    if i != width {
+                        return Err(Error::ShapeMismatch { layer: at });
+                    }
+                    check_len(at, weights, i * o * 4)?;
+                    check_len(at, bias, o * 4)?;
+                    width = o;
+                    Layer::DenseF32 { weights, bias }
+                }
+                LayerDef::ActivationF32(a) => {
+                    if let Activation::LeakyRelu { alpha } = a {
+                        if !alpha.is_finite() {
+                            return Err(Error::BadQuantization { layer: at });
+                        }
+                    }
+                    Layer::ActivationF32(a)
+                }
+                LayerDef::DenseI8 { inputs, outputs, weights, bias, multiplier, shift, output_zero_point } => {
+                    let (i, o) = (check_width(at, inputs)?, check_width(at, outputs)?);
+                    if i != width {
+                        return Err(Error::ShapeMismatch { layer: at });
+                    }
+                    check_len(at, weights, i * o)?;
+                    check_len(at, bias, o * 4)?;
+                    check_len(at, multiplier, o * 4)?;
+                    check_len(at, shift, o)?;
+                    for (m, &s) in multiplier.chunks_exact(4).zip(shift) {
+                        if !is_valid_multiplier(le_i32(m), s) {
+                            return Err(Error::BadQuantization { layer: at });
+                        }
+                    }
+                    width = o;
+                    Layer::DenseI8 { weights, bias, multiplier, shift, output_zero_point }
+                }
+                LayerDef::TableI8 { table } => {
+                    Layer::TableI8(table.try_into().map_err(|_| Error::ShapeMismatch { layer: at })?)
+                }
+                LayerDef::SoftmaxI8 { exp_table } => {
+                    let t: &[u8; 512] =
+                        exp_table.try_into().map_err(|_| Error::ShapeMismatch { layer: at })?;
+                    if t[0] == 0 && t[1] == 0 {
+                        return Err(Error::BadQuantization { layer: at });
+                    }
+                    Layer::SoftmaxI8(t)
+                }
+                LayerDef::SaveSkip { slot } => {
+                    let s = slot_index(slot)?;
+                    slot_width[s] = Some(width);
+                    slot_capacity[s] = slot_capacity[s].max(width);
+                    Layer::SaveSkip { slot: s }
+                }
+                LayerDef::AddSkipF32 { slot } => {
+                    let s = slot_index(slot)?;
+                    if slot_width[s] != Some(width) {
+                        return Err(Error::BadSkipSlot { layer: at });
+                    }
+                    Layer::AddSkipF32 { slot: s }
+                }
+                LayerDef::AddSkipI8 { slot, input, skip, output_zero_point } => {
+                    let s = slot_index(slot)?;
+                    if slot_width[s] != Some(width) {
+                        return Err(Error::BadSkipSlot { layer: at });
+                    }
+                    check_rescale(at, &input)?;
+                    check_rescale(at, &skip)?;
+                    Layer::AddSkipI8 { slot: s, input, skip, output_zero_point }
+                }
+            };
+            work_width = work_width.max(width);
+            steps.push(Step { layer, width }).map_err(|_| Error::TooManyLayers {
+                found: defs.len() as u32,
+                max: MAX_LAYERS as u32,
+            })?;
+        }
+        if width != output_len {
+            return Err(Error::ShapeMismatch { layer: MODEL_LEVEL });
+        }
+
+        let mut slots = [Slot::default(); MAX_SKIP_SLOTS];
+        let mut offset = 2 * work_width;
+        for (slot, &capacity) in slots.iter_mut().zip(&slot_capacity) {
+            *slot = Slot { offset };
+            offset += capacity;
+        }
+        let arena_bytes = offset * element_bytes(numeric);
+        Ok(Model { header, steps, slots, work_width, arena_bytes })
+    }
+
+    /// The model's numeric path.
+    pub fn numeric(&self) -> Numeric {
+        self.header.numeric
+    }
+    /// Number of input values.
+    pub fn input_len(&self) -> usize {
+        self.header.input_len as usize
+    }
+    /// Number of output values.
+    pub fn output_len(&self) -> usize {
+        self.header.output_len as usize
+    }
+    /// Exact bytes of arena [`Model::run_f32`] / [`Model::run_i8`] need.
+    pub fn arena_bytes(&self) -> usize {
+        self.arena_bytes
+    }
+    /// Number of layers.
+    pub fn layer_count(&self) -> usize {
+        self.steps.len()
+    }
+    /// Quantization of the int8 output (`None` for f32 models).
+    pub fn output_quant(&self) -> Option<QuantParams> {
+        self.header.output_quant
+    }
+    /// Quantization of the int8 input (`None` for f32 models).
+    pub fn input_quant(&self) -> Option<QuantParams> {
+        self.header.input_quant
+    }
+
+    /// Parameter count, MACs per inference and parameter bytes.
+    pub fn stats(&self) -> ModelStats {
+        let mut s = ModelStats { parameters: 0, macs: 0, parameter_bytes: 0 };
+        let input_params = 2 * self.input_len();
+        s.parameters += input_params;
+        s.parameter_bytes += input_params * 4;
+        for step in &self.steps {
+            match step.layer {
+                Layer::DenseF32 { weights, bias } => {
+                    s.parameters += (weights.len() + bias.len()) / 4;
+                    s.macs += weights.len() / 4;
+                    s.parameter_bytes += weights.len() + bias.len();
+                }
+                Layer::DenseI8 { weights, bias, multiplier, shift, .. } => {
+                    s.parameters += weights.len() + bias.len() / 4;
+                    s.macs += weights.len();
+                    s.parameter_bytes += weights.len() + bias.len() + multiplier.len() + shift.len();
+                }
+                Layer::TableI8(t) => s.parameter_bytes += t.len(),
+                Layer::SoftmaxI8(t) => s.parameter_bytes += t.len(),
+                _ => {}
+            }
+        }
+        s
+    }
+
+    fn check_arena(&self, arena_len: usize, input_len: usize, numeric: Numeric) -> Result<()> {
+        if self.header.numeric != numeric {
+            return Err(Error::WrongNumericPath);
+        }
+        if input_len != self.input_len() {
+            return Err(Error::WrongInputLength { expected: self.input_len(), given: input_len });
+        }
+        if arena_len < self.arena_bytes {
+            return Err(Error::ArenaTooSmall { needed: self.arena_bytes, given: arena_len });
+        }
+        Ok(())
+    }
+
+    /// Run an f32 model on raw (unnormalized) input. The result borrows the arena.
+    pub fn run_f32<'r>(&self, input: &[f32], arena: &'r mut [u8]) -> Result<&'r [f32]> {
+        self.check_arena(arena.len(), input.len(), Numeric::F32)?;
+        let arena = arena.get_mut(..self.arena_bytes).ok_or(Error::ArenaTooSmall {
+            needed: self.arena_bytes,
+            given: 0,
+        })?;
+        let floats: &mut [f32] = bytemuck::try_cast_slice_mut(arena).map_err(|_| Error::ArenaMisaligned)?;
+        let (mut cur, rest) = floats.split_at_mut(self.work_width.min(floats.len()));
+        let (mut next, slots) = rest.split_at_mut(self.work_width.min(rest.len()));
+        let base = 2 * self.work_width;
+
+        let offsets = self.header.input_offset.chunks_exact(4);
+        let scales = self.header.input_scale.chunks_exact(4);
+        for (((dst, &x), o), s) in cur.iter_mut().zip(input).zip(offsets).zip(scales) {
+            *dst = (x - le_f32(o)) * le_f32(s);
+        }
+        let mut width = self.input_len();
+        for step in &self.steps {
+            let x = cur.get_mut(..width).ok_or(Error::ShapeMismatch { layer: MODEL_LEVEL })?;
+            match step.layer {
+                Layer::DenseF32 { weights, bias } => {
+                    let y = next.get_mut(..step.width).ok_or(Error::ShapeMismatch { layer: MODEL_LEVEL })?;
+                    dense_f32(weights, bias, x, y);
+                    core::mem::swap(&mut cur, &mut next);
+                }
+                Layer::ActivationF32(a) => activate_f32(a, x),
+                Layer::SaveSkip { slot } => slot_mut(slots, &self.slots, slot, base, width)?.copy_from_slice(x),
+                Layer::AddSkipF32 { slot } => {
+                    let saved = slot_mut(slots, &self.slots, slot, base, width)?;
+                    for (v, &s) in x.iter_mut().zip(saved.iter()) {
+                        *v += s;
+                    }
+                }
+                _ => return Err(Error::WrongNumericPath),
+            }
+            width = step.width;
+        }
+        let cur: &'r [f32] = cur;
+        cur.get(..width).ok_or(Error::ShapeMismatch { layer: MODEL_LEVEL })
+    }
+
+    /// Quantize raw input for an int8 model: normalization and input
+    /// quantization in one float step (the only float in the int8 path; feed
+    /// [`Model::run_i8`] pre-quantized values on cores without an FPU).
+    pub fn quantize_input(&self, raw: &[f32], out: &mut [i8]) -> Result<()> {
+        let q = self.header.input_quant.ok_or(Error::WrongNumericPath)?;
+        if raw.len() != self.input_len() || out.len() != self.input_len() {
+            return Err(Error::WrongInputLength { expected: self.input_len(), given: raw.len().min(out.len()) });
+        }
+        let offsets = self.header.input_offset.chunks_exact(4);
+        let scales = self.header.input_scale.chunks_exact(4);
+        for (((dst, &x), o), s) in out.iter_mut().zip(raw).zip(offsets).zip(scales) {
+            let normalized = (x - le_f32(o)) * le_f32(s);
+            // `as i32` maps NaN to 0 and saturates infinities.
+            let steps = libm::roundf(normalized / q.scale) as i32;
+            *dst = saturate_i8(steps.saturating_add(i32::from(q.zero_point)));
+        }
+        Ok(())
+    }
+
+    /// Real values of an int8 output (host-side convenience; uses floats).
+    pub fn dequantize_output(&self, q: &[i8], out: &mut [f32]) -> Result<()> {
+        let p = self.header.output_quant.ok_or(Error::WrongNumericPath)?;
+        for (dst, &v) in out.iter_mut().zip(q) {
+            *dst = p.scale * (i32::from(v) - i32::from(p.zero_point)) as f32;
+        }
+        Ok(())
+    }
+
+    /// Run an int8 model on quantized input. Integer-only. The result borrows the arena.
+    pub fn run_i8<'r>(&self, input: &[i8], arena: &'r mut [u8]) -> Result<&'r [i8]> {
+        self.check_arena(arena.len(), input.len(), Numeric::Int8)?;
+        let arena = arena.get_mut(..self.arena_bytes).ok_or(Error::ArenaTooSmall {
+            needed: self.arena_bytes,
+            given: 0,
+        })?;
+        let ints: &mut [i8] = bytemuck::cast_slice_mut(arena);
+        let (mut cur, rest) = ints.split_at_mut(self.work_width.min(ints.len()));
+        let (mut next, slots) = rest.split_at_mut(self.work_width.min(rest.len()));
+        let base = 2 * self.work_width;
+
+        for (dst, &x) in cur.iter_mut().zip(input) {
+            *dst = x;
+        }
+        let mut width = self.input_len();
+        for step in &self.steps {
+            let x = cur.get_mut(..width).ok_or(Error::ShapeMismatch { layer: MODEL_LEVEL })?;
+            match step.layer {
+                Layer::DenseI8 { weights, bias, multiplier, shift, output_zero_point } => {
+                    let y = next.get_mut(..step.width).ok_or(Error::ShapeMismatch { layer: MODEL_LEVEL })?;
+                    dense_i8(weights, bias, multiplier, shift, output_zero_point, x, y);
+                    core::mem::swap(&mut cur, &mut next);
+                }
+                Layer::TableI8(table) => {
+                    for v in x.iter_mut() {
+                        *v = table[(*v as u8 ^ 0x80) as usize] as i8;
+                    }
+                }
+                Layer::SoftmaxI8(exp_table) => softmax_i8(exp_table, x),
+                Layer::SaveSkip { slot } => slot_mut(slots, &self.slots, slot, base, width)?.copy_from_slice(x),
+                Layer::AddSkipI8 { slot, input, skip, output_zero_point } => {
+                    let saved = slot_mut(slots, &self.slots, slot, base, width)?;
+                    for (v, &s) in x.iter_mut().zip(saved.iter()) {
+                        let a = rescale(i32::from(*v) - i32::from(input.zero_point), input.multiplier, input.shift);
+                        let b = rescale(i32::from(s) - i32::from(skip.zero_point), skip.multiplier, skip.shift);
+                        *v = saturate_i8(a.saturating_add(b).saturating_add(i32::from(output_zero_point)));
+                    }
+                }
+                _ => return Err(Error::WrongNumericPath),
+            }
+            width = step.width;
+        }
+        let cur: &'r [i8] = cur;
+        cur.get(..width).ok_or(Error::ShapeMismatch { layer: MODEL_LEVEL })
+    }
+}
+
+/// The `width` elements of skip slot `slot`, from the arena tail that starts
+/// at element `base`.
+fn slot_mut<'s, T>(slots: &'s mut [T], layout: &[Slot], slot: usize, base: usize, width: usize) -> Result<&'s mut [T]> {
+    let s = layout.get(slot).ok_or(Error::BadSkipSlot { layer: MODEL_LEVEL })?;
+    let start = s.offset.saturating_sub(base);
+    slots.get_mut(start..start.saturating_add(width)).ok_or(Error::BadSkipSlot { layer: MODEL_LEVEL })
+}
+
+fn activate_f32(a: Activation, x: &mut [f32]) {
+    match a {
+        Activation::Relu => x.iter_mut().for_each(|v| *v = if *v > 0.0 { *v } else { 0.0 }),
+        Activation::LeakyRelu { alpha } => x.iter_mut().for_each(|v| {
+            if *v < 0.0 {
+                *v *= alpha
+            }
+        }),
+        Activation::Sigmoid => x.iter_mut().for_each(|v| *v = 1.0 / (1.0 + math::exp(-*v))),
+        Activation::Tanh => x.iter_mut().for_each(|v| *v = math::tanh(*v)),
+        Activation::Gelu => x
+            .iter_mut()
+            .for_each(|v| *v = 0.5 * *v * (1.0 + math::erf(*v * core::f32::consts::FRAC_1_SQRT_2))),
+        Activation::Softmax => {
+            let max = x.iter().fold(f32::NEG_INFINITY, |m, &v| if v > m { v } else { m });
+            let mut sum = 0.0f32;
+            for v in x.iter_mut() {
+                *v = math::exp(*v - max);
+                sum += *v;
+            }
+            for v in x.iter_mut() {
+                *v /= sum;
+            }
+        }
+    }
+}
+
+/// Integer softmax: `y = round(256 * e[max - x] / sum(e)) - 128`, saturated.
+fn softmax_i8(exp_table: &[u8; 512], x: &mut [i8]) {
+    let max = x.iter().copied().max().unwrap_or(0);
+    let exp_of = |v: i8| -> u32 {
+        let d = (i32::from(max) - i32::from(v)) as usize & 0xff; // 0..=255 since max >= v
+        u32::from(u16::from_le_bytes([exp_table[2 * d], exp_table[2 * d + 1]]))
+    };
+    let sum: u32 = x.iter().map(|&v| exp_of(v)).sum();
+    for v in x.iter_mut() {
+        let e = exp_of(*v);
+        let p = ((e << 8) + sum / 2).checked_div(sum).unwrap_or(0) as i32;
+        *v = saturate_i8(p - 128);
+    }
+}

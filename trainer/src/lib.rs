@@ -1,0 +1,11 @@
+//! Trainer: fit models on real data, quantize them and export blobs for the runtime.
+//!
+//! Data flows one way: [`spec`] (what to build) + [`data`] (real rows) →
+//! [`train`] (candle, f32) → [`quantize`] (calibrated int8) → [`export`] (blobs,
+//! test vectors, reports, plots). Evaluation always runs the exported blob
+//! through the `runtime` crate itself, so reported accuracy is the chip's.
+
+pub mod data;
+pub mod io;
+pub mod plot;
+pub mod spec;
