@@ -47,5 +47,5 @@ pub use arena::Arena;
 pub use error::{Error, Result};
 pub use format::{Numeric, QuantParams};
 pub use math::argmax;
-pub use model::{Model, ModelStats};
+pub use model::{LayerInfo, Model, ModelStats};
 pub use vectors::TestVectors;

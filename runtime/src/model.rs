@@ -76,6 +76,15 @@ pub struct Model<'a> {
     arena_bytes: usize,
 }
 
+/// One layer as reports show it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct LayerInfo {
+    /// Short name of the layer kind and numeric type, e.g. `"dense int8"`.
+    pub kind: &'static str,
+    /// Width of the tensor the layer produces.
+    pub width: usize,
+}
+
 /// Summary of a model's size, for reports.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct ModelStats {
@@ -352,6 +361,28 @@ impl<'a> Model<'a> {
     /// Quantization of the int8 input (`None` for f32 models).
     pub fn input_quant(&self) -> Option<QuantParams> {
         self.header.input_quant
+    }
+
+    /// Kind and output width of each layer, in order (for `inspect`-style reports).
+    pub fn layers(&self) -> impl Iterator<Item = LayerInfo> + '_ {
+        self.steps.iter().map(|step| LayerInfo {
+            kind: match step.layer {
+                Layer::DenseF32 { .. } => "dense f32",
+                Layer::ActivationF32(Activation::Relu) => "relu f32",
+                Layer::ActivationF32(Activation::LeakyRelu { .. }) => "leaky-relu f32",
+                Layer::ActivationF32(Activation::Sigmoid) => "sigmoid f32",
+                Layer::ActivationF32(Activation::Tanh) => "tanh f32",
+                Layer::ActivationF32(Activation::Gelu) => "gelu f32",
+                Layer::ActivationF32(Activation::Softmax) => "softmax f32",
+                Layer::DenseI8 { .. } => "dense int8",
+                Layer::TableI8(_) => "table int8",
+                Layer::SoftmaxI8(_) => "softmax int8",
+                Layer::SaveSkip { .. } => "save skip",
+                Layer::AddSkipF32 { .. } => "add skip f32",
+                Layer::AddSkipI8 { .. } => "add skip int8",
+            },
+            width: step.width,
+        })
     }
 
     /// Parameter count, MACs per inference and parameter bytes.

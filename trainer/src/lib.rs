@@ -6,6 +6,9 @@
 //! through the `runtime` crate itself, so reported accuracy is the chip's.
 
 pub mod data;
+pub mod export;
 pub mod io;
 pub mod plot;
+pub mod quantize;
 pub mod spec;
+pub mod train;

@@ -4,7 +4,15 @@
 
 pub mod generic;
 
-pub use generic::{dense_f32, dense_i8};
+#[cfg(all(feature = "arm-dsp", target_arch = "arm"))]
+pub mod arm_dsp;
+
+pub use generic::dense_f32;
+
+#[cfg(all(feature = "arm-dsp", target_arch = "arm"))]
+pub use arm_dsp::dense_i8;
+#[cfg(not(all(feature = "arm-dsp", target_arch = "arm")))]
+pub use generic::dense_i8;
 
 /// Read a little-endian f32 from a 4-byte chunk (0.0 for any other length,
 /// which validated layouts never produce).
@@ -13,6 +21,16 @@ pub(crate) fn le_f32(bytes: &[u8]) -> f32 {
     match *bytes {
         [a, b, c, d] => f32::from_le_bytes([a, b, c, d]),
         _ => 0.0,
+    }
+}
+
+/// Read a little-endian u32 from a 4-byte chunk (0 for any other length).
+#[inline(always)]
+#[allow(dead_code)]
+pub(crate) fn le_u32(bytes: &[u8]) -> u32 {
+    match *bytes {
+        [a, b, c, d] => u32::from_le_bytes([a, b, c, d]),
+        _ => 0,
     }
 }
 

@@ -1,0 +1,370 @@
+//! Turning trained models into blobs, test vectors and reports, and
+//! evaluating every blob with the runtime itself.
+//!
+//! Files written per model, into `<out>/<name>/`, each atomically:
+//! `f32.bin`, `int8.bin` (model blobs), `f32.vectors`, `int8.vectors` (test
+//! inputs with the host runtime's outputs and the labels, see
+//! [`runtime::TestVectors`]), `report.json`, and the plots `loss.png`,
+//! `confusion.png`.
+
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+use anyhow::{anyhow, Context, Result};
+use runtime::format::{self, Activation, LayerDef, ModelHeader, Numeric};
+use runtime::{Model, TestVectors};
+use serde::{Deserialize, Serialize};
+
+use crate::data::{self, Dataset};
+use crate::io::write_atomic;
+use crate::plot;
+use crate::quantize::{quantize_mlp, QLayer, QuantizedMlp};
+use crate::spec::{self, LayerSpec, ModelSpec};
+use crate::train::{self, Layer, Mlp};
+
+fn f32_bytes(values: &[f32]) -> Vec<u8> {
+    values.iter().flat_map(|v| v.to_le_bytes()).collect()
+}
+
+fn i32_bytes(values: &[i32]) -> Vec<u8> {
+    values.iter().flat_map(|v| v.to_le_bytes()).collect()
+}
+
+fn i8_bytes(values: &[i8]) -> Vec<u8> {
+    values.iter().map(|&v| v as u8).collect()
+}
+
+/// Encode header and layers with the runtime's own encoder.
+fn encode(header: ModelHeader<'_>, layers: &[LayerDef<'_>]) -> Result<Vec<u8>> {
+    let parameter_bytes: usize = layers
+        .iter()
+        .map(|l| match l {
+            LayerDef::DenseF32 { weights, bias, .. } => weights.len() + bias.len(),
+            LayerDef::DenseI8 { weights, bias, multiplier, shift, .. } => {
+                weights.len() + bias.len() + multiplier.len() + shift.len()
+            }
+            LayerDef::TableI8 { table } => table.len(),
+            LayerDef::SoftmaxI8 { exp_table } => exp_table.len(),
+            _ => 0,
+        })
+        .sum();
+    let capacity = parameter_bytes + header.input_offset.len() * 2 + 64 * (layers.len() + 4);
+    let (mut scratch, mut out) = (vec![0u8; capacity], vec![0u8; capacity + 32]);
+    let len = format::encode(header, layers, &mut scratch, &mut out).map_err(|e| anyhow!("encoding the model: {e}"))?;
+    out.truncate(len);
+    Ok(out)
+}
+
+/// The f32 blob of a trained MLP.
+pub fn f32_blob(mlp: &Mlp) -> Result<Vec<u8>> {
+    let offset = f32_bytes(&mlp.normalization.offset);
+    let scale = f32_bytes(&mlp.normalization.scale);
+    let params: Vec<(Vec<u8>, Vec<u8>)> = mlp
+        .layers
+        .iter()
+        .map(|l| match l {
+            Layer::Dense { weights, bias, .. } => (f32_bytes(weights), f32_bytes(bias)),
+            Layer::Op(_) => (Vec::new(), Vec::new()),
+        })
+        .collect();
+    let mut layers = Vec::new();
+    for (layer, (w, b)) in mlp.layers.iter().zip(&params) {
+        layers.push(match layer {
+            Layer::Dense { inputs, outputs, .. } => {
+                LayerDef::DenseF32 { inputs: *inputs as u32, outputs: *outputs as u32, weights: w, bias: b }
+            }
+            Layer::Op(op) => match *op {
+                LayerSpec::Relu => LayerDef::ActivationF32(Activation::Relu),
+                LayerSpec::LeakyRelu { alpha } => LayerDef::ActivationF32(Activation::LeakyRelu { alpha }),
+                LayerSpec::Sigmoid => LayerDef::ActivationF32(Activation::Sigmoid),
+                LayerSpec::Tanh => LayerDef::ActivationF32(Activation::Tanh),
+                LayerSpec::Gelu => LayerDef::ActivationF32(Activation::Gelu),
+                LayerSpec::Softmax => LayerDef::ActivationF32(Activation::Softmax),
+                LayerSpec::Save { slot } => LayerDef::SaveSkip { slot },
+                LayerSpec::Add { slot } => LayerDef::AddSkipF32 { slot },
+                LayerSpec::Dense { .. } => return Err(anyhow!("dense layer without parameters")),
+            },
+        });
+    }
+    let header = ModelHeader {
+        numeric: Numeric::F32,
+        input_len: mlp.input_len as u32,
+        output_len: mlp.output_len() as u32,
+        arena_bytes: 0,
+        layer_count: 0,
+        input_offset: &offset,
+        input_scale: &scale,
+        input_quant: None,
+        output_quant: None,
+    };
+    encode(header, &layers)
+}
+
+/// The int8 blob of a quantized MLP (normalization taken from `mlp`).
+pub fn int8_blob(q: &QuantizedMlp, mlp: &Mlp) -> Result<Vec<u8>> {
+    let offset = f32_bytes(&mlp.normalization.offset);
+    let scale = f32_bytes(&mlp.normalization.scale);
+    type Arrays = [Vec<u8>; 4];
+    let params: Vec<Arrays> = q
+        .layers
+        .iter()
+        .map(|l| match l {
+            QLayer::Dense { weights, bias, multiplier, shift, .. } => {
+                [i8_bytes(weights), i32_bytes(bias), i32_bytes(multiplier), shift.clone()]
+            }
+            QLayer::Table(t) => [i8_bytes(t), vec![], vec![], vec![]],
+            QLayer::Softmax(t) => [t.iter().flat_map(|v| v.to_le_bytes()).collect(), vec![], vec![], vec![]],
+            _ => Default::default(),
+        })
+        .collect();
+    let layers: Vec<LayerDef> = q
+        .layers
+        .iter()
+        .zip(&params)
+        .map(|(l, [a, b, c, d])| match *l {
+            QLayer::Dense { inputs, outputs, output_zero_point, .. } => LayerDef::DenseI8 {
+                inputs: inputs as u32,
+                outputs: outputs as u32,
+                weights: a,
+                bias: b,
+                multiplier: c,
+                shift: d,
+                output_zero_point,
+            },
+            QLayer::Table(_) => LayerDef::TableI8 { table: a },
+            QLayer::Softmax(_) => LayerDef::SoftmaxI8 { exp_table: a },
+            QLayer::Save(slot) => LayerDef::SaveSkip { slot },
+            QLayer::Add { slot, input, skip, output_zero_point } => {
+                LayerDef::AddSkipI8 { slot, input, skip, output_zero_point }
+            }
+        })
+        .collect();
+    let header = ModelHeader {
+        numeric: Numeric::Int8,
+        input_len: mlp.input_len as u32,
+        output_len: mlp.output_len() as u32,
+        arena_bytes: 0,
+        layer_count: 0,
+        input_offset: &offset,
+        input_scale: &scale,
+        input_quant: Some(q.input_quant),
+        output_quant: Some(q.output_quant),
+    };
+    encode(header, &layers)
+}
+
+/// A blob run over a dataset by the runtime.
+#[derive(Debug, Clone)]
+pub struct Evaluation {
+    /// Fraction of rows whose argmax is the label.
+    pub accuracy: f64,
+    /// `confusion[true][predicted]`.
+    pub confusion: Vec<Vec<usize>>,
+    /// Test vectors: inputs as the chip takes them, the runtime's outputs, labels.
+    pub vectors: Vec<u8>,
+}
+
+/// Run `blob` with the runtime over every row of `data`.
+pub fn evaluate(blob: &[u8], data: &Dataset) -> Result<Evaluation> {
+    let model = Model::from_bytes(blob).map_err(|e| anyhow!("the exported blob does not load: {e}"))?;
+    let classes = data.class_count();
+    let mut arena = vec![0u32; model.arena_bytes().div_ceil(4)];
+    let arena: &mut [u8] = bytemuck::cast_slice_mut(&mut arena); // 4-byte aligned for f32
+    let mut confusion = vec![vec![0usize; classes]; classes];
+    let (mut inputs, mut expected, mut labels) = (Vec::new(), Vec::new(), Vec::new());
+    let mut correct = 0;
+    for i in 0..data.len() {
+        let row = data.row(i);
+        let predicted = match model.numeric() {
+            Numeric::F32 => {
+                let out = model.run_f32(row, arena).map_err(|e| anyhow!("row {i}: {e}"))?;
+                inputs.extend(f32_bytes(row));
+                expected.extend(f32_bytes(out));
+                runtime::argmax(out)
+            }
+            Numeric::Int8 => {
+                let mut q = vec![0i8; row.len()];
+                model.quantize_input(row, &mut q).map_err(|e| anyhow!("row {i}: {e}"))?;
+                let out = model.run_i8(&q, arena).map_err(|e| anyhow!("row {i}: {e}"))?;
+                inputs.extend(i8_bytes(&q));
+                expected.extend(i8_bytes(out));
+                runtime::argmax(out)
+            }
+        };
+        let label = data.labels[i];
+        labels.extend((label as u16).to_le_bytes());
+        if predicted == label {
+            correct += 1;
+        }
+        if let Some(cell) = confusion.get_mut(label).and_then(|r| r.get_mut(predicted)) {
+            *cell += 1;
+        }
+    }
+    let vectors = TestVectors {
+        numeric: model.numeric(),
+        count: data.len() as u32,
+        input_len: model.input_len() as u32,
+        output_len: model.output_len() as u32,
+        inputs: &inputs,
+        expected: &expected,
+        labels: &labels,
+    };
+    Ok(Evaluation {
+        accuracy: correct as f64 / data.len().max(1) as f64,
+        confusion,
+        vectors: postcard::to_stdvec(&vectors)?,
+    })
+}
+
+/// Size and cost of one blob, for reports.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct BlobReport {
+    /// Blob size (what goes to flash).
+    pub blob_bytes: usize,
+    /// Working memory inference needs.
+    pub arena_bytes: usize,
+    /// Weights and biases.
+    pub parameters: usize,
+    /// Multiply-accumulates per inference.
+    pub macs: usize,
+    /// Test accuracy, computed by the runtime on the host.
+    pub accuracy: f64,
+}
+
+/// Everything `export` learned about one model.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Report {
+    /// Model name from the spec.
+    pub name: String,
+    /// Dataset path as given in the spec.
+    pub dataset: String,
+    /// Class names.
+    pub classes: Vec<String>,
+    /// Rows used for training.
+    pub train_samples: usize,
+    /// Rows used for testing (and test vectors).
+    pub test_samples: usize,
+    /// f32 test accuracy (runtime on the host).
+    pub f32_accuracy: f64,
+    /// int8 test accuracy (runtime on the host).
+    pub int8_accuracy: f64,
+    /// f32 blob figures.
+    pub f32: BlobReport,
+    /// int8 blob figures.
+    pub int8: BlobReport,
+    /// Mean training loss per epoch.
+    pub train_loss: Vec<f32>,
+    /// Seconds spent training.
+    pub training_seconds: f64,
+    /// Identifies the inputs (spec, dataset, format version) this export came from.
+    pub fingerprint: String,
+}
+
+fn blob_report(blob: &[u8], accuracy: f64) -> Result<BlobReport> {
+    let model = Model::from_bytes(blob).map_err(|e| anyhow!("{e}"))?;
+    let stats = model.stats();
+    Ok(BlobReport {
+        blob_bytes: blob.len(),
+        arena_bytes: model.arena_bytes(),
+        parameters: stats.parameters,
+        macs: stats.macs,
+        accuracy,
+    })
+}
+
+/// Identifies what an export was made from: the spec, the dataset bytes, the
+/// format version and the trainer version.
+pub fn fingerprint(spec_path: &Path, spec: &ModelSpec) -> Result<String> {
+    let mut digest = runtime::format::CRC32.digest();
+    digest.update(&std::fs::read(spec_path).with_context(|| format!("reading {}", spec_path.display()))?);
+    let dataset = spec.dataset_path();
+    digest.update(&std::fs::read(&dataset).with_context(|| format!("dataset not found: {}", dataset.display()))?);
+    digest.update(&format::FORMAT_VERSION.to_le_bytes());
+    digest.update(env!("CARGO_PKG_VERSION").as_bytes());
+    Ok(format!("{:08x}", digest.finalize()))
+}
+
+/// Files of one exported model.
+pub fn model_dir(out_root: &Path, name: &str) -> PathBuf {
+    out_root.join(name)
+}
+
+/// Load the spec's dataset and split it as the spec says.
+pub fn load_split(spec: &ModelSpec) -> Result<(Dataset, Dataset)> {
+    let all = data::load_csv(&spec.dataset_path(), &spec.csv_options())?;
+    let (train, test) = data::split_stratified(&all, spec.dataset.test_fraction, spec.dataset.seed);
+    if train.is_empty() || test.is_empty() {
+        return Err(anyhow!("the dataset is too small to split into train and test"));
+    }
+    Ok((train, test))
+}
+
+/// Train, quantize, evaluate and write everything for one spec. With
+/// `reuse`, an export whose fingerprint matches is kept as it is.
+pub fn export_spec(spec_path: &Path, out_root: &Path, reuse: bool, progress: bool) -> Result<Report> {
+    let spec = spec::load_spec(spec_path)?;
+    let dir = model_dir(out_root, &spec.name);
+    let fingerprint = fingerprint(spec_path, &spec)?;
+    let report_path = dir.join("report.json");
+    if reuse {
+        let files = ["f32.bin", "int8.bin", "f32.vectors", "int8.vectors"];
+        if let Ok(text) = std::fs::read_to_string(&report_path) {
+            if let Ok(old) = serde_json::from_str::<Report>(&text) {
+                if old.fingerprint == fingerprint && files.iter().all(|f| dir.join(f).exists()) {
+                    return Ok(old);
+                }
+            }
+        }
+    }
+
+    let (train_set, test_set) = load_split(&spec)?;
+    let normalization = data::fit_normalization(&train_set);
+    let started = Instant::now();
+    let (mlp, history) = train::train(&spec.model, &spec.training, normalization, &train_set, &test_set, progress)?;
+    let training_seconds = started.elapsed().as_secs_f64();
+
+    let calibration_rows = spec.quantization.calibration_samples.min(train_set.len());
+    let calibration = mlp.normalize(&train_set.features[..calibration_rows * train_set.feature_count]);
+    let quantized = quantize_mlp(&mlp, &calibration)?;
+
+    let f32_model = f32_blob(&mlp)?;
+    let int8_model = int8_blob(&quantized, &mlp)?;
+    let f32_eval = evaluate(&f32_model, &test_set)?;
+    let int8_eval = evaluate(&int8_model, &test_set)?;
+
+    let report = Report {
+        name: spec.name.clone(),
+        dataset: spec.dataset.path.display().to_string(),
+        classes: train_set.class_names.clone(),
+        train_samples: train_set.len(),
+        test_samples: test_set.len(),
+        f32_accuracy: f32_eval.accuracy,
+        int8_accuracy: int8_eval.accuracy,
+        f32: blob_report(&f32_model, f32_eval.accuracy)?,
+        int8: blob_report(&int8_model, int8_eval.accuracy)?,
+        train_loss: history.train_loss.clone(),
+        training_seconds,
+        fingerprint,
+    };
+    write_atomic(&dir.join("f32.bin"), &f32_model)?;
+    write_atomic(&dir.join("int8.bin"), &int8_model)?;
+    write_atomic(&dir.join("f32.vectors"), &f32_eval.vectors)?;
+    write_atomic(&dir.join("int8.vectors"), &int8_eval.vectors)?;
+    let plots = [
+        plot::loss_curve(&dir.join("loss.png"), &spec.name, &history.train_loss, &history.test_accuracy),
+        plot::confusion_matrix(
+            &dir.join("confusion.png"),
+            &format!("{} int8, test split", spec.name),
+            &train_set.class_names,
+            &int8_eval.confusion,
+        ),
+    ];
+    for result in plots {
+        if let Err(e) = result {
+            eprintln!("warning: plot skipped: {e:#}");
+        }
+    }
+    // The report goes last: its presence marks a complete export.
+    write_atomic(&report_path, serde_json::to_string_pretty(&report)?.as_bytes())?;
+    Ok(report)
+}
