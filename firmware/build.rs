@@ -1,0 +1,101 @@
+//! Picks the memory layout for the target, embeds the model and its test
+//! vectors, and validates both with the runtime itself (so a bad blob fails
+//! the build, not the chip).
+//!
+//! Inputs (set by `cargo xtask`): `FW_MODEL` (model blob path) and
+//! `FW_VECTORS` (postcard `TestVectors` path).
+//! Outputs in `OUT_DIR`: `memory.x`, `model.bin`, `vectors.bin` and
+//! `config.rs` (`ARENA_BYTES`, `INPUT_F32_LEN`, `INSTRUCTIONS_PER_TICK_X2`).
+
+use std::{env, fs, path::PathBuf};
+
+use runtime::{Model, Numeric, TestVectors};
+
+/// (memory.x, instructions per SysTick tick times 2) per target.
+fn board(target: &str) -> Result<(&'static str, u32), String> {
+    match target {
+        // QEMU mps2-an386 (Cortex-M4F): SysTick at 25 MHz, 40 instructions per tick under -icount shift=0.
+        "thumbv7em-none-eabihf" => Ok((
+            "MEMORY\n{\n  FLASH : ORIGIN = 0x00000000, LENGTH = 4M\n  RAM : ORIGIN = 0x20000000, LENGTH = 4M\n}\n",
+            80,
+        )),
+        // QEMU microbit (nRF51, Cortex-M0): SysTick at 16 MHz, 62.5 instructions per tick.
+        "thumbv6m-none-eabi" => Ok((
+            "MEMORY\n{\n  FLASH : ORIGIN = 0x00000000, LENGTH = 256K\n  RAM : ORIGIN = 0x20000000, LENGTH = 16K\n}\n",
+            125,
+        )),
+        other => Err(format!(
+            "firmware: unsupported target {other} (use thumbv7em-none-eabihf or thumbv6m-none-eabi)"
+        )),
+    }
+}
+
+fn input(var: &str) -> Result<(PathBuf, Vec<u8>), String> {
+    println!("cargo:rerun-if-env-changed={var}");
+    let path = env::var_os(var).map(PathBuf::from).ok_or_else(|| {
+        format!("firmware: set {var} to an absolute path (normally `cargo xtask` does this)")
+    })?;
+    println!("cargo:rerun-if-changed={}", path.display());
+    let bytes = fs::read(&path)
+        .map_err(|e| format!("firmware: cannot read {var}={}: {e}", path.display()))?;
+    Ok((path, bytes))
+}
+
+fn run() -> Result<(), String> {
+    let out = PathBuf::from(env::var("OUT_DIR").map_err(|e| e.to_string())?);
+    let target = env::var("TARGET").map_err(|e| e.to_string())?;
+    let (memory_x, per_tick_x2) = board(&target)?;
+
+    let (model_path, model_bytes) = input("FW_MODEL")?;
+    let (vectors_path, vector_bytes) = input("FW_VECTORS")?;
+    let model = Model::from_bytes(&model_bytes)
+        .map_err(|e| format!("firmware: invalid model blob {}: {e}", model_path.display()))?;
+    let vectors = TestVectors::from_bytes(&vector_bytes)
+        .map_err(|e| format!("firmware: invalid vectors {}: {e}", vectors_path.display()))?;
+    if vectors.numeric != model.numeric()
+        || vectors.input_len as usize != model.input_len()
+        || vectors.output_len as usize != model.output_len()
+    {
+        return Err(format!(
+            "firmware: vectors {} do not match model {} (numeric or widths differ)",
+            vectors_path.display(),
+            model_path.display()
+        ));
+    }
+    let input_f32_len = match model.numeric() {
+        Numeric::F32 => model.input_len(),
+        Numeric::Int8 => 0,
+    };
+
+    let write = |name: &str, bytes: &[u8]| {
+        fs::write(out.join(name), bytes).map_err(|e| format!("firmware: cannot write {name}: {e}"))
+    };
+    write("memory.x", memory_x.as_bytes())?;
+    write("model.bin", &model_bytes)?;
+    write("vectors.bin", &vector_bytes)?;
+    write(
+        "config.rs",
+        format!(
+            "/// Arena bytes the embedded model needs (from the blob, validated at build time).\n\
+             pub const ARENA_BYTES: usize = {};\n\
+             /// f32 input values per vector (0 for int8 models).\n\
+             pub const INPUT_F32_LEN: usize = {input_f32_len};\n\
+             /// Instructions per SysTick tick under `-icount shift=0`, times 2.\n\
+             pub const INSTRUCTIONS_PER_TICK_X2: u64 = {per_tick_x2};\n",
+            model.arena_bytes()
+        )
+        .as_bytes(),
+    )?;
+
+    println!("cargo:rustc-link-search={}", out.display());
+    println!("cargo:rustc-link-arg=-Tlink.x");
+    println!("cargo:rerun-if-changed=build.rs");
+    Ok(())
+}
+
+fn main() {
+    if let Err(e) = run() {
+        eprintln!("{e}");
+        std::process::exit(1);
+    }
+}

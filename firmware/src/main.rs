@@ -1,0 +1,278 @@
+//! Runs the embedded model on every embedded test vector and reports over
+//! semihosting, one line each (parsed by `xtask/src/qemu.rs`):
+//!
+//! ```text
+//! model <f32|int8> inputs <n> outputs <m> macs <k> arena <bytes>
+//! calib <instructions> <ticks>
+//! out <index> <output bytes in hex, as in memory (LE)> <instructions>
+//! stack <high-water bytes>
+//! done <count> instructions <total>
+//! ```
+//!
+//! then exits with semihosting success; any error prints `error <text>` and
+//! exits with failure. Instructions are SysTick ticks times the instructions
+//! per tick that QEMU's `-icount shift=0` gives on the board (see build.rs);
+//! `calib` times a loop of known length so the host can check that factor.
+
+#![no_std]
+#![no_main]
+
+use core::fmt::{self, Write};
+use core::sync::atomic::{AtomicU32, Ordering};
+
+use cortex_m::peripheral::{syst::SystClkSource, SYST};
+use cortex_m_rt::{entry, exception};
+use cortex_m_semihosting::{debug, hio};
+use panic_semihosting as _;
+use runtime::{Arena, Model, Numeric, TestVectors};
+
+include!(concat!(env!("OUT_DIR"), "/config.rs"));
+
+/// The model blob; weights are borrowed from it in flash.
+static MODEL: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/model.bin"));
+/// postcard `TestVectors` for the model.
+static VECTORS: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/vectors.bin"));
+
+/// Word written over the free stack at start; the first word that differs at
+/// the end marks the deepest the stack went.
+const STACK_PAINT: u32 = 0x5EED_C0DE;
+/// Bytes below the current stack pointer left unpainted (room for `paint_stack` itself).
+const PAINT_MARGIN: usize = 64;
+
+/// SysTick wraps (every 2^24 ticks), counted by the exception handler.
+static WRAPS: AtomicU32 = AtomicU32::new(0);
+
+#[exception]
+fn SysTick() {
+    // Only this handler writes WRAPS, so load + store is race-free (and works on
+    // the M0, which has no atomic read-modify-write).
+    WRAPS.store(
+        WRAPS.load(Ordering::Relaxed).wrapping_add(1),
+        Ordering::Relaxed,
+    );
+}
+
+/// Ticks since SysTick was started.
+fn ticks() -> u64 {
+    loop {
+        let before = WRAPS.load(Ordering::Relaxed);
+        let current = SYST::get_current();
+        if WRAPS.load(Ordering::Relaxed) == before {
+            return (u64::from(before) << 24) + u64::from(0x00FF_FFFF - current);
+        }
+    }
+}
+
+fn instructions(ticks: u64) -> u64 {
+    ticks * INSTRUCTIONS_PER_TICK_X2 / 2
+}
+
+/// Run a loop of exactly `2 * n` instructions (plus a handful around it).
+fn busy_loop(n: u32) {
+    // SAFETY: touches only r0 and the flags, no memory or stack.
+    unsafe {
+        core::arch::asm!("2:", "subs r0, #1", "bne 2b", inout("r0") n => _, options(nomem, nostack));
+    }
+}
+
+extern "C" {
+    // From cortex-m-rt's link.x: the stack spans [_stack_end, _stack_start).
+    static _stack_start: u32;
+    static _stack_end: u32;
+}
+
+fn stack_bounds() -> (usize, usize) {
+    // Addresses only; the symbols are never read as values.
+    (
+        core::ptr::addr_of!(_stack_end) as usize,
+        core::ptr::addr_of!(_stack_start) as usize,
+    )
+}
+
+/// Fill the free stack (from its lowest address to just below the current
+/// stack pointer) with [`STACK_PAINT`].
+#[inline(never)]
+fn paint_stack() {
+    let (bottom, _) = stack_bounds();
+    let limit = (cortex_m::register::msp::read() as usize).saturating_sub(PAINT_MARGIN) & !3;
+    let mut addr = bottom;
+    while addr < limit {
+        // SAFETY: [bottom, limit) is RAM between the end of the statics and the
+        // stack pointer minus a margin: no live data is there (no interrupt is
+        // enabled yet, and this loop calls nothing), and it is word aligned.
+        unsafe { core::ptr::write_volatile(addr as *mut u32, STACK_PAINT) };
+        addr += 4;
+    }
+}
+
+/// Bytes of stack ever used since [`paint_stack`]: from the stack top down to
+/// the lowest word that no longer holds the paint.
+fn stack_high_water() -> usize {
+    let (bottom, top) = stack_bounds();
+    let mut addr = bottom;
+    // SAFETY: every address read is a word-aligned RAM address inside the stack
+    // region; reading it (volatile, as u32) creates no reference to live data.
+    while addr < top && unsafe { core::ptr::read_volatile(addr as *const u32) } == STACK_PAINT {
+        addr += 4;
+    }
+    top - addr
+}
+
+/// A line assembled in a small buffer and sent to the host in few semihosting calls.
+struct Line {
+    out: hio::HostStream,
+    buf: [u8; 128],
+    len: usize,
+}
+
+impl Line {
+    fn flush(&mut self) {
+        let _ = self.out.write_all(&self.buf[..self.len]);
+        self.len = 0;
+    }
+    fn byte(&mut self, b: u8) {
+        if self.len == self.buf.len() {
+            self.flush();
+        }
+        self.buf[self.len] = b;
+        self.len += 1;
+    }
+    fn hex(&mut self, b: u8) {
+        const DIGITS: &[u8; 16] = b"0123456789abcdef";
+        self.byte(DIGITS[usize::from(b >> 4)]);
+        self.byte(DIGITS[usize::from(b & 15)]);
+    }
+    fn end(&mut self) {
+        self.byte(b'\n');
+        self.flush();
+    }
+}
+
+impl Write for Line {
+    fn write_str(&mut self, s: &str) -> fmt::Result {
+        s.bytes().for_each(|b| self.byte(b));
+        Ok(())
+    }
+}
+
+fn fail(line: &mut Line, what: fmt::Arguments) -> ! {
+    let _ = write!(line, "error {what}");
+    line.end();
+    loop {
+        debug::exit(debug::EXIT_FAILURE);
+    }
+}
+
+#[entry]
+fn main() -> ! {
+    paint_stack();
+    let Ok(out) = hio::hstdout() else {
+        loop {
+            debug::exit(debug::EXIT_FAILURE);
+        }
+    };
+    let mut line = Line {
+        out,
+        buf: [0; 128],
+        len: 0,
+    };
+
+    let Some(mut core) = cortex_m::Peripherals::take() else {
+        fail(&mut line, format_args!("core peripherals already taken"))
+    };
+    let model = match Model::from_bytes(MODEL) {
+        Ok(m) => m,
+        Err(e) => fail(&mut line, format_args!("model: {e}")),
+    };
+    let vectors = match TestVectors::from_bytes(VECTORS) {
+        Ok(v) => v,
+        Err(e) => fail(&mut line, format_args!("vectors: {e}")),
+    };
+    let Some(arena) = cortex_m::singleton!(: Arena<ARENA_BYTES> = Arena::new()) else {
+        fail(&mut line, format_args!("arena already taken"))
+    };
+    let Some(input_f32) = cortex_m::singleton!(: [f32; INPUT_F32_LEN] = [0.0; INPUT_F32_LEN])
+    else {
+        fail(&mut line, format_args!("input buffer already taken"))
+    };
+
+    let numeric = match model.numeric() {
+        Numeric::F32 => "f32",
+        Numeric::Int8 => "int8",
+    };
+    let stats = model.stats();
+    let _ = write!(
+        line,
+        "model {numeric} inputs {} outputs {} macs {} arena {}",
+        model.input_len(),
+        model.output_len(),
+        stats.macs,
+        model.arena_bytes()
+    );
+    line.end();
+
+    let syst = &mut core.SYST;
+    syst.set_clock_source(SystClkSource::Core);
+    syst.set_reload(0x00FF_FFFF);
+    syst.clear_current();
+    syst.enable_interrupt();
+    syst.enable_counter();
+    // The counter reads 0 until its first reload.
+    while SYST::get_current() == 0 {}
+
+    const CALIB_LOOPS: u32 = 500_000;
+    let start = ticks();
+    busy_loop(CALIB_LOOPS);
+    let calib = ticks() - start;
+    let _ = write!(line, "calib {} {calib}", 2 * CALIB_LOOPS);
+    line.end();
+
+    let mut total = 0u64;
+    for index in 0..vectors.count as usize {
+        let (bytes_out, elapsed) = match model.numeric() {
+            Numeric::F32 => {
+                vectors.input_f32(index, input_f32);
+                let start = ticks();
+                let result = model.run_f32(input_f32, arena.as_mut_bytes());
+                let elapsed = ticks() - start;
+                match result {
+                    Ok(y) => {
+                        let _ = write!(line, "out {index} ");
+                        y.iter()
+                            .flat_map(|v| v.to_le_bytes())
+                            .for_each(|b| line.hex(b));
+                        (y.len() * 4, elapsed)
+                    }
+                    Err(e) => fail(&mut line, format_args!("vector {index}: {e}")),
+                }
+            }
+            Numeric::Int8 => {
+                let x = vectors.input_i8(index);
+                let start = ticks();
+                let result = model.run_i8(x, arena.as_mut_bytes());
+                let elapsed = ticks() - start;
+                match result {
+                    Ok(y) => {
+                        let _ = write!(line, "out {index} ");
+                        y.iter().for_each(|&v| line.hex(v as u8));
+                        (y.len(), elapsed)
+                    }
+                    Err(e) => fail(&mut line, format_args!("vector {index}: {e}")),
+                }
+            }
+        };
+        let _ = bytes_out;
+        let n = instructions(elapsed);
+        total += n;
+        let _ = write!(line, " {n}");
+        line.end();
+    }
+
+    let _ = write!(line, "stack {}", stack_high_water());
+    line.end();
+    let _ = write!(line, "done {} instructions {total}", vectors.count);
+    line.end();
+    loop {
+        debug::exit(debug::EXIT_SUCCESS);
+    }
+}

@@ -1,0 +1,171 @@
+//! `cargo xtask bench`: instructions per inference and per MAC under QEMU
+//! `-icount`, for the demo models and synthetic single dense layers.
+
+use anyhow::{Context, Result};
+use runtime::Numeric;
+use serde::Serialize;
+
+use crate::chip::{self, ChipRun, Core};
+use crate::report::{run_exported, write_json_atomic, RUNS};
+use crate::{synth, toolchain, trainer};
+
+/// Synthetic layer shapes, `rows x cols` (outputs x inputs), as in CORTEX-M.md.
+const SHAPES: [(usize, usize); 3] = [(64, 64), (256, 256), (640, 128)];
+
+/// Reference instructions/MAC on QEMU mps2-an386 (CORTEX-M.md), per shape:
+/// CMSIS-NN `arm_fully_connected_s8`, plain Rust int8 loop, plain Rust f32 loop.
+const CMSIS_NN_S8: [f64; 3] = [2.71, 2.07, 1.96];
+const PLAIN_RUST_I8: [f64; 3] = [4.35, 3.57, 3.41];
+const PLAIN_RUST_F32: [f64; 3] = [4.99, 4.48, 4.38];
+
+#[derive(Serialize)]
+struct Row {
+    model: String,
+    #[serde(flatten)]
+    run: ChipRun,
+    /// Mean instructions per inference / MACs (includes the per-inference overhead).
+    instructions_per_mac: f64,
+    /// Same, after subtracting the mean of a 1x1 dense model on the same core and numeric.
+    net_instructions_per_mac: Option<f64>,
+    /// Reference figures for the same shape (M4 only).
+    cmsis_nn_s8: Option<f64>,
+    plain_rust: Option<f64>,
+}
+
+#[derive(Serialize)]
+struct Results {
+    note: &'static str,
+    baselines: Vec<ChipRun>,
+    rows: Vec<Row>,
+}
+
+fn row(
+    model: String,
+    run: ChipRun,
+    baseline: Option<f64>,
+    refs: (Option<f64>, Option<f64>),
+) -> Row {
+    let macs = run.macs.max(1) as f64;
+    Row {
+        model,
+        instructions_per_mac: run.mean_instructions / macs,
+        net_instructions_per_mac: baseline.map(|b| (run.mean_instructions - b) / macs),
+        cmsis_nn_s8: refs.0,
+        plain_rust: refs.1,
+        run,
+    }
+}
+
+fn opt(x: Option<f64>) -> String {
+    x.map(|v| format!("{v:.2}")).unwrap_or_else(|| "-".into())
+}
+
+/// `cargo xtask bench`.
+pub fn bench() -> Result<bool> {
+    toolchain::check()?;
+    let dir = crate::workspace_root().join("target/xtask/synthetic");
+    let cases = [
+        (Numeric::Int8, Core::M4),
+        (Numeric::F32, Core::M4),
+        (Numeric::Int8, Core::M0),
+    ];
+
+    // Fixed per-inference overhead: a 1x1 dense layer.
+    let mut baselines = Vec::new();
+    for (numeric, core) in cases {
+        let s = synth::dense(&dir, numeric, 1, 1)?;
+        baselines.push(chip::run_on_chip(core, &s.model, &s.vectors).context("baseline 1x1")?);
+    }
+    let baseline = |numeric: &str, core: Core| {
+        baselines
+            .iter()
+            .find(|b| b.numeric == numeric && b.core == core)
+            .map(|b| b.mean_instructions)
+    };
+
+    let mut rows = Vec::new();
+    for model in trainer::exported_models(false)? {
+        for (numeric, core) in RUNS {
+            let run = run_exported(&model, numeric, core)
+                .with_context(|| format!("{} {numeric} {}", model.name, core.name()))?;
+            let b = baseline(numeric, core);
+            rows.push(row(model.name.clone(), run, b, (None, None)));
+        }
+    }
+    for (i, &(r, c)) in SHAPES.iter().enumerate() {
+        for (numeric, core) in cases {
+            let s = synth::dense(&dir, numeric, r, c)?;
+            let run = chip::run_on_chip(core, &s.model, &s.vectors)
+                .with_context(|| format!("{} on {}", s.name, core.name()))?;
+            let refs = match (numeric, core) {
+                (Numeric::Int8, Core::M4) => (Some(CMSIS_NN_S8[i]), Some(PLAIN_RUST_I8[i])),
+                (Numeric::F32, Core::M4) => (None, Some(PLAIN_RUST_F32[i])),
+                _ => (None, None),
+            };
+            let b = baseline(run.numeric, core);
+            rows.push(row(s.name, run, b, refs));
+        }
+    }
+
+    println!(
+        "{:<16} {:<5} {:<3} {:>7} {:>11} {:>8} {:>8} {:>7} {:>7} {:>8} {:>7} {:>7} {:>6} {:>8}",
+        "model",
+        "num",
+        "cpu",
+        "MACs",
+        "instr/inf",
+        "instr/MAC",
+        "net/MAC",
+        "CMSIS",
+        "plain",
+        "flash",
+        "RAM",
+        "arena",
+        "stack",
+        "parity"
+    );
+    let mut ok = true;
+    for r in &rows {
+        ok &= r.run.mismatches == 0;
+        println!(
+            "{:<16} {:<5} {:<3} {:>7} {:>11.0} {:>8.2} {:>8} {:>7} {:>7} {:>8} {:>7} {:>7} {:>6} {:>8}",
+            r.model,
+            r.run.numeric,
+            r.run.core.name(),
+            r.run.macs,
+            r.run.mean_instructions,
+            r.instructions_per_mac,
+            opt(r.net_instructions_per_mac),
+            opt(r.cmsis_nn_s8),
+            opt(r.plain_rust),
+            r.run.flash_bytes,
+            r.run.ram_bytes,
+            r.run.arena_bytes,
+            r.run.stack_bytes,
+            format!("{}/{}", r.run.identical, r.run.vectors)
+        );
+    }
+    println!("\nbaseline (1x1 dense, fixed per-inference overhead, subtracted in net/MAC):");
+    for b in &baselines {
+        println!(
+            "  {} {}: {:.0} instructions",
+            b.numeric,
+            b.core.name(),
+            b.mean_instructions
+        );
+    }
+    println!(
+        "instr/MAC includes the per-inference overhead (input copy/normalization, output requantization); \
+         CMSIS = arm_fully_connected_s8 and plain = plain Rust loops, QEMU mps2-an386 (CORTEX-M.md)."
+    );
+    let results = Results {
+        note: "Instructions counted under QEMU -icount shift=0 via SysTick. instructions_per_mac includes \
+               per-inference overhead; net_instructions_per_mac subtracts a 1x1 dense model's mean.",
+        baselines,
+        rows,
+    };
+    let path = crate::workspace_root().join("bench/results.json");
+    write_json_atomic(&path, &results)?;
+    println!("wrote {}", path.display());
+    Ok(ok)
+}

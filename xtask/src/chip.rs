@@ -1,0 +1,221 @@
+//! Build the firmware for one (core, model, vectors), run it under QEMU and
+//! check it against the host: bit-for-bit outputs, accuracy, sizes, instructions.
+
+use std::fs;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use anyhow::{bail, Context, Result};
+use object::{Object, ObjectSection};
+use runtime::{Model, Numeric, TestVectors};
+use serde::Serialize;
+
+use crate::qemu;
+
+/// A QEMU board the firmware runs on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum, Serialize)]
+pub enum Core {
+    /// Cortex-M4F on `mps2-an386`.
+    M4,
+    /// Cortex-M0 on `microbit` (256 KiB flash, 16 KiB RAM).
+    M0,
+}
+
+impl Core {
+    pub fn target(self) -> &'static str {
+        match self {
+            Core::M4 => "thumbv7em-none-eabihf",
+            Core::M0 => "thumbv6m-none-eabi",
+        }
+    }
+    pub fn machine(self) -> &'static str {
+        match self {
+            Core::M4 => "mps2-an386",
+            Core::M0 => "microbit",
+        }
+    }
+    pub fn cpu(self) -> &'static str {
+        match self {
+            Core::M4 => "cortex-m4",
+            Core::M0 => "cortex-m0",
+        }
+    }
+    pub fn name(self) -> &'static str {
+        match self {
+            Core::M4 => "M4",
+            Core::M0 => "M0",
+        }
+    }
+}
+
+/// `"f32"` or `"int8"`.
+pub fn numeric_name(n: Numeric) -> &'static str {
+    match n {
+        Numeric::F32 => "f32",
+        Numeric::Int8 => "int8",
+    }
+}
+
+/// The result of one firmware run, checked against the vectors file.
+#[derive(Debug, Clone, Serialize)]
+pub struct ChipRun {
+    pub core: Core,
+    pub numeric: &'static str,
+    pub vectors: usize,
+    /// Vectors whose output bytes equal the host runtime's exactly.
+    pub identical: usize,
+    /// `vectors - identical` (a missing output counts as a mismatch).
+    pub mismatches: usize,
+    /// Argmax of the chip's outputs vs the labels, 0..1.
+    pub chip_accuracy: f64,
+    /// Mean instructions per inference (SysTick under `-icount`).
+    pub mean_instructions: f64,
+    pub macs: usize,
+    pub stack_bytes: u64,
+    /// `.vector_table + .text + .rodata + .data` of the ELF.
+    pub flash_bytes: u64,
+    /// `.data + .bss + .uninit` of the ELF (the stack comes on top).
+    pub ram_bytes: u64,
+    pub arena_bytes: usize,
+    /// First mismatch, for the error message.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub first_mismatch: Option<String>,
+}
+
+/// Build the firmware embedding `model` and `vectors` for `core`; the ELF path.
+pub fn build_firmware(core: Core, model: &Path, vectors: &Path) -> Result<PathBuf> {
+    let fw = crate::workspace_root().join("firmware");
+    let target_dir = fw.join("target");
+    let abs = |p: &Path| fs::canonicalize(p).with_context(|| format!("{} not found", p.display()));
+    let out = Command::new(std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into()))
+        .current_dir(&fw)
+        .args(["build", "--quiet", "--release", "--target", core.target()])
+        .env("FW_MODEL", abs(model)?)
+        .env("FW_VECTORS", abs(vectors)?)
+        .env("CARGO_TARGET_DIR", &target_dir)
+        .output()
+        .context("running cargo build for the firmware")?;
+    if !out.status.success() {
+        bail!(
+            "firmware build for {} failed:\n{}",
+            core.target(),
+            String::from_utf8_lossy(&out.stderr).trim_end()
+        );
+    }
+    Ok(target_dir
+        .join(core.target())
+        .join("release")
+        .join("firmware"))
+}
+
+/// `(flash, ram)` bytes of a firmware ELF.
+pub fn elf_sizes(elf: &Path) -> Result<(u64, u64)> {
+    let data = fs::read(elf).with_context(|| format!("reading {}", elf.display()))?;
+    let file =
+        object::File::parse(&*data).with_context(|| format!("parsing ELF {}", elf.display()))?;
+    let size = |name: &str| file.section_by_name(name).map(|s| s.size()).unwrap_or(0);
+    let flash = size(".vector_table") + size(".text") + size(".rodata") + size(".data");
+    let ram = size(".data") + size(".bss") + size(".uninit");
+    Ok((flash, ram))
+}
+
+fn argmax_of(numeric: Numeric, bytes: &[u8]) -> usize {
+    match numeric {
+        Numeric::F32 => {
+            let v: Vec<f32> = bytes
+                .chunks_exact(4)
+                .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]))
+                .collect();
+            runtime::argmax(&v)
+        }
+        Numeric::Int8 => {
+            let v: Vec<i8> = bytes.iter().map(|&b| b as i8).collect();
+            runtime::argmax(&v)
+        }
+    }
+}
+
+/// Build, run under QEMU, and compare with the vectors file. Errors only when
+/// something could not be run; mismatches are counted in the result.
+pub fn run_on_chip(core: Core, model_path: &Path, vectors_path: &Path) -> Result<ChipRun> {
+    let blob = fs::read(model_path).with_context(|| format!("reading {}", model_path.display()))?;
+    let vec_bytes =
+        fs::read(vectors_path).with_context(|| format!("reading {}", vectors_path.display()))?;
+    let model = Model::from_bytes(&blob)
+        .map_err(|e| anyhow::anyhow!("invalid model blob {}: {e}", model_path.display()))?;
+    let vectors = TestVectors::from_bytes(&vec_bytes)
+        .map_err(|e| anyhow::anyhow!("invalid vectors {}: {e}", vectors_path.display()))?;
+
+    let elf = build_firmware(core, model_path, vectors_path)?;
+    let (flash_bytes, ram_bytes) = elf_sizes(&elf)?;
+    let text = qemu::run(core, &elf)?;
+    let report = qemu::parse(&text)?;
+    check_calibration(core, report.calib)?;
+
+    let count = vectors.count as usize;
+    let mut identical = 0;
+    let mut correct = 0;
+    let mut first_mismatch = None;
+    let mut instructions = 0u64;
+    for i in 0..count {
+        let Some((_, bytes, n)) = report.outputs.iter().find(|(index, _, _)| *index == i) else {
+            first_mismatch.get_or_insert_with(|| format!("vector {i}: no output"));
+            continue;
+        };
+        instructions += n;
+        let expected = vectors.expected_bytes(i);
+        if bytes.as_slice() == expected {
+            identical += 1;
+        } else {
+            first_mismatch.get_or_insert_with(|| {
+                format!("vector {i}: chip {} host {}", hex(bytes), hex(expected))
+            });
+        }
+        if argmax_of(vectors.numeric, bytes) == usize::from(vectors.label(i)) {
+            correct += 1;
+        }
+    }
+    let per = |x: f64| if count == 0 { 0.0 } else { x / count as f64 };
+    Ok(ChipRun {
+        core,
+        numeric: numeric_name(model.numeric()),
+        vectors: count,
+        identical,
+        mismatches: count - identical,
+        chip_accuracy: per(correct as f64),
+        mean_instructions: per(instructions as f64),
+        macs: model.stats().macs,
+        stack_bytes: report.stack_bytes.unwrap_or(0),
+        flash_bytes,
+        ram_bytes,
+        arena_bytes: model.arena_bytes(),
+        first_mismatch,
+    })
+}
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// The firmware timed a loop of known length: the instructions it derived from
+/// SysTick must match (within 1%), else the per-tick factor is wrong.
+fn check_calibration(core: Core, calib: Option<(u64, u64)>) -> Result<()> {
+    let Some((expected, ticks)) = calib else {
+        bail!("firmware printed no `calib` line")
+    };
+    let per_tick_x2 = match core {
+        Core::M4 => 80,
+        Core::M0 => 125,
+    };
+    let measured = ticks * per_tick_x2 / 2;
+    let error = (measured as f64 - expected as f64).abs() / expected as f64;
+    if error > 0.01 {
+        bail!(
+            "SysTick calibration on {}: a {expected}-instruction loop took {ticks} ticks \
+             ({measured} instructions at {}/tick); instruction counts would be wrong",
+            core.machine(),
+            per_tick_x2 as f64 / 2.0
+        );
+    }
+    Ok(())
+}

@@ -1,0 +1,85 @@
+//! `cargo xtask`: build the firmware for a Cortex-M, run it under QEMU with
+//! instruction counting, and compare every output with the host runtime's.
+//!
+//! - `demo`: export every model spec with the trainer, run it on the chips, print a report.
+//! - `test`: `cargo test --workspace`, QEMU parity of every exported model, no_std builds.
+//! - `bench`: instructions per inference and per MAC for the demo models and
+//!   synthetic dense layers, next to the CMSIS-NN reference figures.
+
+mod bench;
+mod chip;
+mod qemu;
+mod report;
+mod synth;
+mod toolchain;
+mod trainer;
+
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+use anyhow::Result;
+use clap::{Parser, Subcommand};
+
+#[derive(Parser)]
+#[command(about = "Build, run and measure the firmware under QEMU")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Export every model spec, run f32/int8 on the M4 and int8 on the M0, print a report.
+    Demo,
+    /// Host tests, QEMU parity of every exported model, no_std target builds.
+    Test,
+    /// Instruction counts of the demo models and synthetic dense layers.
+    Bench,
+    /// Run one model blob and its vectors on one core and print the result.
+    Run {
+        /// m4 (mps2-an386) or m0 (microbit).
+        #[arg(long, default_value = "m4")]
+        core: chip::Core,
+        /// Model blob.
+        model: PathBuf,
+        /// postcard TestVectors for it.
+        vectors: PathBuf,
+    },
+}
+
+/// The host workspace root (parent of this crate).
+pub fn workspace_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .unwrap_or(Path::new("."))
+        .to_path_buf()
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Command::Demo => report::demo(),
+        Command::Test => report::test(),
+        Command::Bench => bench::bench(),
+        Command::Run {
+            core,
+            model,
+            vectors,
+        } => run_one(core, &model, &vectors),
+    };
+    match result {
+        Ok(true) => ExitCode::SUCCESS,
+        Ok(false) => ExitCode::FAILURE,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn run_one(core: chip::Core, model: &Path, vectors: &Path) -> Result<bool> {
+    toolchain::check()?;
+    let run = chip::run_on_chip(core, model, vectors)?;
+    println!("{}", serde_json::to_string_pretty(&run)?);
+    Ok(run.mismatches == 0)
+}

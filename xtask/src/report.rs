@@ -1,0 +1,214 @@
+//! `cargo xtask demo` and `cargo xtask test`, and the JSON writer they share.
+
+use std::fs;
+use std::path::Path;
+use std::process::Command;
+
+use anyhow::{bail, Context, Result};
+use serde::Serialize;
+
+use crate::chip::{self, ChipRun, Core};
+use crate::{toolchain, trainer};
+
+/// Write `value` as pretty JSON to `path` atomically (temp file, then rename).
+pub fn write_json_atomic<T: Serialize>(path: &Path, value: &T) -> Result<()> {
+    if let Some(dir) = path.parent() {
+        fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+    }
+    let tmp = path.with_extension("json.tmp");
+    fs::write(&tmp, serde_json::to_vec_pretty(value)?)
+        .with_context(|| format!("writing {}", tmp.display()))?;
+    fs::rename(&tmp, path)
+        .with_context(|| format!("renaming {} to {}", tmp.display(), path.display()))?;
+    Ok(())
+}
+
+/// The three chip runs of an exported model: f32 on M4, int8 on M4 and M0.
+pub const RUNS: [(&str, Core); 3] = [("f32", Core::M4), ("int8", Core::M4), ("int8", Core::M0)];
+
+/// Run one exported model's `numeric` blob on `core`.
+pub fn run_exported(model: &trainer::Exported, numeric: &str, core: Core) -> Result<ChipRun> {
+    chip::run_on_chip(
+        core,
+        &model.file(&format!("{numeric}.bin")),
+        &model.file(&format!("{numeric}.vectors")),
+    )
+}
+
+#[derive(Serialize)]
+struct DemoModel {
+    name: String,
+    host_f32_accuracy: Option<f64>,
+    host_int8_accuracy: Option<f64>,
+    test_samples: Option<u64>,
+    runs: Vec<ChipRun>,
+}
+
+fn pct(x: Option<f64>) -> String {
+    x.map(|v| format!("{:.2}%", 100.0 * v))
+        .unwrap_or_else(|| "-".into())
+}
+
+/// `cargo xtask demo`.
+pub fn demo() -> Result<bool> {
+    toolchain::check()?;
+    let models = trainer::exported_models(true)?;
+    if models.is_empty() {
+        bail!("no model specs in models/specs/*.toml");
+    }
+    let mut all = Vec::new();
+    let mut ok = true;
+    for model in &models {
+        let report = model.report();
+        let mut runs = Vec::new();
+        for (numeric, core) in RUNS {
+            runs.push(
+                run_exported(model, numeric, core)
+                    .with_context(|| format!("{} {numeric} on {}", model.name, core.name()))?,
+            );
+        }
+        let demo = DemoModel {
+            name: model.name.clone(),
+            host_f32_accuracy: report["f32_accuracy"].as_f64(),
+            host_int8_accuracy: report["int8_accuracy"].as_f64(),
+            test_samples: report["test_samples"].as_u64(),
+            runs,
+        };
+        println!(
+            "\n== {} ({} test samples)",
+            demo.name,
+            demo.test_samples
+                .map(|n| n.to_string())
+                .unwrap_or("?".into())
+        );
+        println!(
+            "{:<10} {:>9} {:>9} {:>22} {:>9} {:>8} {:>7} {:>12} {:>7}",
+            "run",
+            "host acc",
+            "chip acc",
+            "host vs QEMU",
+            "flash",
+            "RAM",
+            "arena",
+            "instr/inf",
+            "stack"
+        );
+        for r in &demo.runs {
+            let host = if r.numeric == "f32" {
+                demo.host_f32_accuracy
+            } else {
+                demo.host_int8_accuracy
+            };
+            let same = format!(
+                "{}/{} {}",
+                r.identical,
+                r.vectors,
+                if r.mismatches == 0 {
+                    "identical"
+                } else {
+                    "DIFFER"
+                }
+            );
+            println!(
+                "{:<10} {:>9} {:>9} {:>22} {:>9} {:>8} {:>7} {:>12.0} {:>7}",
+                format!("{} {}", r.numeric, r.core.name()),
+                pct(host),
+                pct(Some(r.chip_accuracy)),
+                same,
+                r.flash_bytes,
+                r.ram_bytes,
+                r.arena_bytes,
+                r.mean_instructions,
+                r.stack_bytes
+            );
+            if let Some(m) = &r.first_mismatch {
+                println!("  first mismatch: {m}");
+                ok = false;
+            }
+        }
+        all.push(demo);
+    }
+    let path = crate::workspace_root().join("models/exported/demo-report.json");
+    write_json_atomic(&path, &all)?;
+    println!("\nwrote {}", path.display());
+    Ok(ok)
+}
+
+/// `cargo xtask test`.
+pub fn test() -> Result<bool> {
+    let root = crate::workspace_root();
+    let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
+    let mut ok = true;
+
+    let status = Command::new(&cargo)
+        .current_dir(&root)
+        .args(["test", "--workspace"])
+        .status()?;
+    if !status.success() {
+        println!("cargo test --workspace: FAILED");
+        ok = false;
+    }
+
+    let (mut passed, mut failed) = (0, 0);
+    let qemu = toolchain::check();
+    match (&qemu, trainer::exported_models(false)) {
+        (Err(e), _) => {
+            println!("qemu parity: FAILED: {e}");
+            failed += 1;
+        }
+        (Ok(()), Err(e)) => {
+            println!("qemu parity: FAILED: {e:#}");
+            failed += 1;
+        }
+        (Ok(()), Ok(models)) => {
+            for model in &models {
+                for (numeric, core) in RUNS {
+                    let label = format!("qemu parity {} {numeric} {}", model.name, core.name());
+                    match run_exported(model, numeric, core) {
+                        Ok(r) if r.mismatches == 0 && r.vectors > 0 => {
+                            println!("{label}: {}/{} bit-identical", r.identical, r.vectors);
+                            passed += 1;
+                        }
+                        Ok(r) => {
+                            println!(
+                                "{label}: {}/{} bit-identical FAILED ({})",
+                                r.identical,
+                                r.vectors,
+                                r.first_mismatch.as_deref().unwrap_or("no vectors")
+                            );
+                            failed += 1;
+                        }
+                        Err(e) => {
+                            println!("{label}: FAILED: {e:#}");
+                            failed += 1;
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    for target in [Core::M0.target(), Core::M4.target()] {
+        let status = Command::new(&cargo)
+            .current_dir(&root)
+            .args([
+                "build",
+                "-q",
+                "-p",
+                "runtime",
+                "--no-default-features",
+                "--target",
+                target,
+            ])
+            .status()?;
+        if status.success() {
+            println!("no_std build runtime {target}: ok");
+        } else {
+            println!("no_std build runtime {target}: FAILED");
+            ok = false;
+        }
+    }
+
+    println!("qemu parity: {passed} passed, {failed} failed");
+    Ok(ok && failed == 0)
+}

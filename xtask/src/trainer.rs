@@ -1,0 +1,124 @@
+//! The trainer's side: model specs, exporting them, and the exported files.
+
+use std::fs;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use anyhow::{bail, Context, Result};
+
+/// One exported model folder, `models/exported/<name>/`.
+pub struct Exported {
+    pub name: String,
+    pub dir: PathBuf,
+}
+
+impl Exported {
+    pub fn file(&self, name: &str) -> PathBuf {
+        self.dir.join(name)
+    }
+    /// `report.json`, or `Null` when missing or unreadable.
+    pub fn report(&self) -> serde_json::Value {
+        fs::read(self.file("report.json"))
+            .ok()
+            .and_then(|b| serde_json::from_slice(&b).ok())
+            .unwrap_or(serde_json::Value::Null)
+    }
+    fn complete(&self) -> bool {
+        [
+            "f32.bin",
+            "int8.bin",
+            "f32.vectors",
+            "int8.vectors",
+            "report.json",
+        ]
+        .iter()
+        .all(|f| self.file(f).is_file())
+    }
+}
+
+/// `models/specs/*.toml`, sorted.
+pub fn specs() -> Result<Vec<PathBuf>> {
+    let dir = crate::workspace_root().join("models/specs");
+    let Ok(entries) = fs::read_dir(&dir) else {
+        return Ok(Vec::new());
+    };
+    let mut specs: Vec<PathBuf> = entries
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| p.extension().is_some_and(|x| x == "toml"))
+        .collect();
+    specs.sort();
+    Ok(specs)
+}
+
+/// The model name of a spec: its top-level `name = "..."`, else the file stem.
+pub fn spec_name(spec: &Path) -> String {
+    let text = fs::read_to_string(spec).unwrap_or_default();
+    for line in text.lines() {
+        let line = line.trim();
+        if line.starts_with('[') {
+            break;
+        }
+        if let Some(rest) = line.strip_prefix("name") {
+            if let Some(value) = rest.trim_start().strip_prefix('=') {
+                let value = value
+                    .split('#')
+                    .next()
+                    .unwrap_or("")
+                    .trim()
+                    .trim_matches('"');
+                if !value.is_empty() {
+                    return value.to_string();
+                }
+            }
+        }
+    }
+    spec.file_stem()
+        .map(|s| s.to_string_lossy().into_owned())
+        .unwrap_or_default()
+}
+
+fn exported_dir() -> PathBuf {
+    crate::workspace_root().join("models/exported")
+}
+
+/// Run `cargo run -q -p trainer -- export <spec> --out models/exported`.
+pub fn export(spec: &Path) -> Result<()> {
+    let root = crate::workspace_root();
+    eprintln!("xtask: exporting {}", spec.display());
+    let status = Command::new(std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into()))
+        .current_dir(&root)
+        .args(["run", "-q", "-p", "trainer", "--", "export"])
+        .arg(spec)
+        .args(["--out", "models/exported"])
+        .status()
+        .context("running the trainer")?;
+    if !status.success() {
+        bail!("trainer export of {} failed ({status})", spec.display());
+    }
+    Ok(())
+}
+
+/// Every spec's exported model. `always_export`: call the trainer for each
+/// spec (it may reuse its own results); otherwise only for missing exports.
+pub fn exported_models(always_export: bool) -> Result<Vec<Exported>> {
+    let mut models = Vec::new();
+    for spec in specs()? {
+        let name = spec_name(&spec);
+        let model = Exported {
+            dir: exported_dir().join(&name),
+            name,
+        };
+        if always_export || !model.complete() {
+            export(&spec)?;
+        }
+        if !model.complete() {
+            bail!(
+                "trainer export of {} did not write {}/{{f32,int8}}.{{bin,vectors}} and report.json",
+                spec.display(),
+                model.dir.display()
+            );
+        }
+        models.push(model);
+    }
+    Ok(models)
+}
