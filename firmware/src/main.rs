@@ -196,6 +196,8 @@ fn main() -> ! {
         fail(&mut line, format_args!("input buffer already taken"))
     };
 
+    let _ = write!(line, "stack-after-load {}", stack_high_water());
+    line.end();
     let numeric = match model.numeric() {
         Numeric::F32 => "f32",
         Numeric::Int8 => "int8",
