@@ -8,7 +8,8 @@ use anyhow::{bail, Context, Result};
 use serde::Serialize;
 
 use crate::chip::{self, ChipRun, Core};
-use crate::{toolchain, trainer};
+use crate::{synth, toolchain, trainer};
+use runtime::Numeric;
 
 /// Write `value` as pretty JSON to `path` atomically (temp file, then rename).
 pub fn write_json_atomic<T: Serialize>(path: &Path, value: &T) -> Result<()> {
@@ -134,6 +135,29 @@ pub fn demo() -> Result<bool> {
     Ok(ok)
 }
 
+/// Print one parity line and count it.
+fn tally(label: &str, run: Result<ChipRun>, passed: &mut usize, failed: &mut usize) {
+    match run {
+        Ok(r) if r.mismatches == 0 && r.vectors > 0 => {
+            println!("{label}: {}/{} bit-identical", r.identical, r.vectors);
+            *passed += 1;
+        }
+        Ok(r) => {
+            println!(
+                "{label}: {}/{} bit-identical FAILED ({})",
+                r.identical,
+                r.vectors,
+                r.first_mismatch.as_deref().unwrap_or("no vectors")
+            );
+            *failed += 1;
+        }
+        Err(e) => {
+            println!("{label}: FAILED: {e:#}");
+            *failed += 1;
+        }
+    }
+}
+
 /// `cargo xtask test`.
 pub fn test() -> Result<bool> {
     let root = crate::workspace_root();
@@ -149,7 +173,7 @@ pub fn test() -> Result<bool> {
         ok = false;
     }
 
-    let (mut passed, mut failed) = (0, 0);
+    let (mut passed, mut failed) = (0usize, 0usize);
     let qemu = toolchain::check();
     match (&qemu, trainer::exported_models(false)) {
         (Err(e), _) => {
@@ -161,28 +185,30 @@ pub fn test() -> Result<bool> {
             failed += 1;
         }
         (Ok(()), Ok(models)) => {
+            // Synthetic layers first: odd rows and a column tail exercise every kernel path.
+            for (numeric, core) in [
+                (Numeric::F32, Core::M4),
+                (Numeric::Int8, Core::M4),
+                (Numeric::Int8, Core::M0),
+            ] {
+                let label = format!(
+                    "qemu parity dense-33x30 {} {}",
+                    chip::numeric_name(numeric),
+                    core.name()
+                );
+                let run = synth::dense(&root.join("target/xtask/synthetic"), numeric, 33, 30)
+                    .and_then(|s| chip::run_on_chip(core, &s.model, &s.vectors));
+                tally(&label, run, &mut passed, &mut failed);
+            }
             for model in &models {
                 for (numeric, core) in RUNS {
                     let label = format!("qemu parity {} {numeric} {}", model.name, core.name());
-                    match run_exported(model, numeric, core) {
-                        Ok(r) if r.mismatches == 0 && r.vectors > 0 => {
-                            println!("{label}: {}/{} bit-identical", r.identical, r.vectors);
-                            passed += 1;
-                        }
-                        Ok(r) => {
-                            println!(
-                                "{label}: {}/{} bit-identical FAILED ({})",
-                                r.identical,
-                                r.vectors,
-                                r.first_mismatch.as_deref().unwrap_or("no vectors")
-                            );
-                            failed += 1;
-                        }
-                        Err(e) => {
-                            println!("{label}: FAILED: {e:#}");
-                            failed += 1;
-                        }
-                    }
+                    tally(
+                        &label,
+                        run_exported(model, numeric, core),
+                        &mut passed,
+                        &mut failed,
+                    );
                 }
             }
         }
