@@ -137,7 +137,9 @@ impl core::error::Error for Error {}
 impl From<postcard::Error> for Error {
     fn from(e: postcard::Error) -> Self {
         match e {
-            postcard::Error::DeserializeUnexpectedEnd | postcard::Error::SerializeBufferFull => Error::Truncated,
+            postcard::Error::DeserializeUnexpectedEnd | postcard::Error::SerializeBufferFull => {
+                Error::Truncated
+            }
             _ => Error::Malformed,
         }
     }

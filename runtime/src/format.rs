@@ -244,7 +244,12 @@ pub fn encode<'a>(
         used += postcard::to_slice(layer, rest)?.len();
     }
     let payload = scratch.get(..used).ok_or(crate::Error::Truncated)?;
-    let envelope = Envelope { magic: MAGIC, version: FORMAT_VERSION, crc: checksum(payload), payload };
+    let envelope = Envelope {
+        magic: MAGIC,
+        version: FORMAT_VERSION,
+        crc: checksum(payload),
+        payload,
+    };
     Ok(postcard::to_slice(&envelope, out)?.len())
 }
 

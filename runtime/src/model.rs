@@ -42,14 +42,32 @@ const MODEL_LEVEL: u32 = u32::MAX;
 /// A validated layer; parameter slices have the lengths their shapes imply.
 #[derive(Debug, Clone, Copy)]
 enum Layer<'a> {
-    DenseF32 { weights: &'a [u8], bias: &'a [u8] },
+    DenseF32 {
+        weights: &'a [u8],
+        bias: &'a [u8],
+    },
     ActivationF32(Activation),
-    DenseI8 { weights: &'a [u8], bias: &'a [u8], multiplier: &'a [u8], shift: &'a [u8], output_zero_point: i8 },
+    DenseI8 {
+        weights: &'a [u8],
+        bias: &'a [u8],
+        multiplier: &'a [u8],
+        shift: &'a [u8],
+        output_zero_point: i8,
+    },
     TableI8(&'a [u8; 256]),
     SoftmaxI8(&'a [u8; 512]),
-    SaveSkip { slot: usize },
-    AddSkipF32 { slot: usize },
-    AddSkipI8 { slot: usize, input: Rescale, skip: Rescale, output_zero_point: i8 },
+    SaveSkip {
+        slot: usize,
+    },
+    AddSkipF32 {
+        slot: usize,
+    },
+    AddSkipI8 {
+        slot: usize,
+        input: Rescale,
+        skip: Rescale,
+        output_zero_point: i8,
+    },
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -135,7 +153,13 @@ fn check_rescale(layer: u32, r: &Rescale) -> Result<()> {
 /// Split a blob into its checked payload (steps 1 of the contract).
 fn open_envelope(blob: &[u8]) -> Result<&[u8]> {
     match blob.get(..4) {
-        None => return Err(if MAGIC.starts_with(blob) { Error::Truncated } else { Error::BadMagic }),
+        None => {
+            return Err(if MAGIC.starts_with(blob) {
+                Error::Truncated
+            } else {
+                Error::BadMagic
+            })
+        }
         Some(m) if m != MAGIC => return Err(Error::BadMagic),
         Some(_) => {}
     }
@@ -144,7 +168,10 @@ fn open_envelope(blob: &[u8]) -> Result<&[u8]> {
         _ => return Err(Error::Truncated),
     };
     if version != FORMAT_VERSION {
-        return Err(Error::UnsupportedVersion { found: version, supported: FORMAT_VERSION });
+        return Err(Error::UnsupportedVersion {
+            found: version,
+            supported: FORMAT_VERSION,
+        });
     }
     let (envelope, rest) = postcard::take_from_bytes::<Envelope>(blob)?;
     if !rest.is_empty() {
@@ -152,7 +179,10 @@ fn open_envelope(blob: &[u8]) -> Result<&[u8]> {
     }
     let computed = crate::format::checksum(envelope.payload);
     if computed != envelope.crc {
-        return Err(Error::BadCrc { stored: envelope.crc, computed });
+        return Err(Error::BadCrc {
+            stored: envelope.crc,
+            computed,
+        });
     }
     Ok(envelope.payload)
 }
@@ -163,21 +193,22 @@ impl<'a> Model<'a> {
         let payload = open_envelope(blob)?;
         let (header, mut rest) = postcard::take_from_bytes::<ModelHeader>(payload)?;
         if header.layer_count as usize > MAX_LAYERS {
-            return Err(Error::TooManyLayers { found: header.layer_count, max: MAX_LAYERS as u32 });
-        }
-        let mut defs: heapless::Vec<LayerDef<'a>, MAX_LAYERS> = heapless::Vec::new();
-        for _ in 0..header.layer_count {
-            let (def, tail) = postcard::take_from_bytes::<LayerDef>(rest)?;
-            rest = tail;
-            defs.push(def).map_err(|_| Error::TooManyLayers {
+            return Err(Error::TooManyLayers {
                 found: header.layer_count,
                 max: MAX_LAYERS as u32,
-            })?;
+            });
         }
+        // Layers are decoded one at a time as validation consumes them, so no
+        // second array of layer definitions ever sits on the stack.
+        let defs = (0..header.layer_count).map(|_| {
+            let (def, tail) = postcard::take_from_bytes::<LayerDef>(rest)?;
+            rest = tail;
+            Ok(def)
+        });
+        let model = Self::validate(header, defs)?;
         if !rest.is_empty() {
             return Err(Error::Malformed);
         }
-        let model = Self::validate(header, &defs)?;
         if header.arena_bytes as usize != model.arena_bytes {
             return Err(Error::ArenaSizeMismatch {
                 declared: header.arena_bytes,
@@ -192,12 +223,18 @@ impl<'a> Model<'a> {
     /// Exporters call this to fill in [`ModelHeader::arena_bytes`].
     pub fn required_arena_bytes(header: ModelHeader<'a>, layers: &[LayerDef<'a>]) -> Result<u32> {
         if layers.len() > MAX_LAYERS || header.layer_count as usize != layers.len() {
-            return Err(Error::TooManyLayers { found: layers.len() as u32, max: MAX_LAYERS as u32 });
+            return Err(Error::TooManyLayers {
+                found: layers.len() as u32,
+                max: MAX_LAYERS as u32,
+            });
         }
-        Self::validate(header, layers).map(|m| m.arena_bytes as u32)
+        Self::validate(header, layers.iter().copied().map(Ok)).map(|m| m.arena_bytes as u32)
     }
 
-    fn validate(header: ModelHeader<'a>, defs: &[LayerDef<'a>]) -> Result<Self> {
+    fn validate(
+        header: ModelHeader<'a>,
+        defs: impl Iterator<Item = Result<LayerDef<'a>>>,
+    ) -> Result<Self> {
         let input_len = check_width(MODEL_LEVEL, header.input_len)?;
         let output_len = check_width(MODEL_LEVEL, header.output_len)?;
         check_len(MODEL_LEVEL, header.input_offset, input_len * 4)?;
@@ -220,11 +257,14 @@ impl<'a> Model<'a> {
         let mut work_width = input_len;
         let mut slot_capacity = [0usize; MAX_SKIP_SLOTS];
         let mut slot_width: [Option<usize>; MAX_SKIP_SLOTS] = [None; MAX_SKIP_SLOTS];
-        for (index, def) in defs.iter().enumerate() {
+        for (index, def) in defs.enumerate() {
+            let def = def?;
             let at = index as u32;
             let is_f32 = matches!(
                 def,
-                LayerDef::DenseF32 { .. } | LayerDef::ActivationF32(_) | LayerDef::AddSkipF32 { .. }
+                LayerDef::DenseF32 { .. }
+                    | LayerDef::ActivationF32(_)
+                    | LayerDef::AddSkipF32 { .. }
             );
             let is_i8 = matches!(
                 def,
@@ -244,8 +284,13 @@ impl<'a> Model<'a> {
                     Err(Error::BadSkipSlot { layer: at })
                 }
             };
-            let layer = match *def {
-                LayerDef::DenseF32 { inputs, outputs, weights, bias } => {
+            let layer = match def {
+                LayerDef::DenseF32 {
+                    inputs,
+                    outputs,
+                    weights,
+                    bias,
+                } => {
                     let (i, o) = (check_width(at, inputs)?, check_width(at, outputs)?);
                     if i != width {
                         return Err(Error::ShapeMismatch { layer: at });
@@ -263,7 +308,15 @@ impl<'a> Model<'a> {
                     }
                     Layer::ActivationF32(a)
                 }
-                LayerDef::DenseI8 { inputs, outputs, weights, bias, multiplier, shift, output_zero_point } => {
+                LayerDef::DenseI8 {
+                    inputs,
+                    outputs,
+                    weights,
+                    bias,
+                    multiplier,
+                    shift,
+                    output_zero_point,
+                } => {
                     let (i, o) = (check_width(at, inputs)?, check_width(at, outputs)?);
                     if i != width {
                         return Err(Error::ShapeMismatch { layer: at });
@@ -278,14 +331,23 @@ impl<'a> Model<'a> {
                         }
                     }
                     width = o;
-                    Layer::DenseI8 { weights, bias, multiplier, shift, output_zero_point }
+                    Layer::DenseI8 {
+                        weights,
+                        bias,
+                        multiplier,
+                        shift,
+                        output_zero_point,
+                    }
                 }
-                LayerDef::TableI8 { table } => {
-                    Layer::TableI8(table.try_into().map_err(|_| Error::ShapeMismatch { layer: at })?)
-                }
+                LayerDef::TableI8 { table } => Layer::TableI8(
+                    table
+                        .try_into()
+                        .map_err(|_| Error::ShapeMismatch { layer: at })?,
+                ),
                 LayerDef::SoftmaxI8 { exp_table } => {
-                    let t: &[u8; 512] =
-                        exp_table.try_into().map_err(|_| Error::ShapeMismatch { layer: at })?;
+                    let t: &[u8; 512] = exp_table
+                        .try_into()
+                        .map_err(|_| Error::ShapeMismatch { layer: at })?;
                     if t[0] == 0 && t[1] == 0 {
                         return Err(Error::BadQuantization { layer: at });
                     }
@@ -304,21 +366,33 @@ impl<'a> Model<'a> {
                     }
                     Layer::AddSkipF32 { slot: s }
                 }
-                LayerDef::AddSkipI8 { slot, input, skip, output_zero_point } => {
+                LayerDef::AddSkipI8 {
+                    slot,
+                    input,
+                    skip,
+                    output_zero_point,
+                } => {
                     let s = slot_index(slot)?;
                     if slot_width[s] != Some(width) {
                         return Err(Error::BadSkipSlot { layer: at });
                     }
                     check_rescale(at, &input)?;
                     check_rescale(at, &skip)?;
-                    Layer::AddSkipI8 { slot: s, input, skip, output_zero_point }
+                    Layer::AddSkipI8 {
+                        slot: s,
+                        input,
+                        skip,
+                        output_zero_point,
+                    }
                 }
             };
             work_width = work_width.max(width);
-            steps.push(Step { layer, width }).map_err(|_| Error::TooManyLayers {
-                found: defs.len() as u32,
-                max: MAX_LAYERS as u32,
-            })?;
+            steps
+                .push(Step { layer, width })
+                .map_err(|_| Error::TooManyLayers {
+                    found: at + 1,
+                    max: MAX_LAYERS as u32,
+                })?;
         }
         if width != output_len {
             return Err(Error::ShapeMismatch { layer: MODEL_LEVEL });
@@ -331,7 +405,13 @@ impl<'a> Model<'a> {
             offset += capacity;
         }
         let arena_bytes = offset * element_bytes(numeric);
-        Ok(Model { header, steps, slots, work_width, arena_bytes })
+        Ok(Model {
+            header,
+            steps,
+            slots,
+            work_width,
+            arena_bytes,
+        })
     }
 
     /// The model's numeric path.
@@ -387,7 +467,11 @@ impl<'a> Model<'a> {
 
     /// Parameter count, MACs per inference and parameter bytes.
     pub fn stats(&self) -> ModelStats {
-        let mut s = ModelStats { parameters: 0, macs: 0, parameter_bytes: 0 };
+        let mut s = ModelStats {
+            parameters: 0,
+            macs: 0,
+            parameter_bytes: 0,
+        };
         let input_params = 2 * self.input_len();
         s.parameters += input_params;
         s.parameter_bytes += input_params * 4;
@@ -398,10 +482,17 @@ impl<'a> Model<'a> {
                     s.macs += weights.len() / 4;
                     s.parameter_bytes += weights.len() + bias.len();
                 }
-                Layer::DenseI8 { weights, bias, multiplier, shift, .. } => {
+                Layer::DenseI8 {
+                    weights,
+                    bias,
+                    multiplier,
+                    shift,
+                    ..
+                } => {
                     s.parameters += weights.len() + bias.len() / 4;
                     s.macs += weights.len();
-                    s.parameter_bytes += weights.len() + bias.len() + multiplier.len() + shift.len();
+                    s.parameter_bytes +=
+                        weights.len() + bias.len() + multiplier.len() + shift.len();
                 }
                 Layer::TableI8(t) => s.parameter_bytes += t.len(),
                 Layer::SoftmaxI8(t) => s.parameter_bytes += t.len(),
@@ -416,10 +507,16 @@ impl<'a> Model<'a> {
             return Err(Error::WrongNumericPath);
         }
         if input_len != self.input_len() {
-            return Err(Error::WrongInputLength { expected: self.input_len(), given: input_len });
+            return Err(Error::WrongInputLength {
+                expected: self.input_len(),
+                given: input_len,
+            });
         }
         if arena_len < self.arena_bytes {
-            return Err(Error::ArenaTooSmall { needed: self.arena_bytes, given: arena_len });
+            return Err(Error::ArenaTooSmall {
+                needed: self.arena_bytes,
+                given: arena_len,
+            });
         }
         Ok(())
     }
@@ -427,11 +524,14 @@ impl<'a> Model<'a> {
     /// Run an f32 model on raw (unnormalized) input. The result borrows the arena.
     pub fn run_f32<'r>(&self, input: &[f32], arena: &'r mut [u8]) -> Result<&'r [f32]> {
         self.check_arena(arena.len(), input.len(), Numeric::F32)?;
-        let arena = arena.get_mut(..self.arena_bytes).ok_or(Error::ArenaTooSmall {
-            needed: self.arena_bytes,
-            given: 0,
-        })?;
-        let floats: &mut [f32] = bytemuck::try_cast_slice_mut(arena).map_err(|_| Error::ArenaMisaligned)?;
+        let arena = arena
+            .get_mut(..self.arena_bytes)
+            .ok_or(Error::ArenaTooSmall {
+                needed: self.arena_bytes,
+                given: 0,
+            })?;
+        let floats: &mut [f32] =
+            bytemuck::try_cast_slice_mut(arena).map_err(|_| Error::ArenaMisaligned)?;
         let (mut cur, rest) = floats.split_at_mut(self.work_width.min(floats.len()));
         let (mut next, slots) = rest.split_at_mut(self.work_width.min(rest.len()));
         let base = 2 * self.work_width;
@@ -443,15 +543,21 @@ impl<'a> Model<'a> {
         }
         let mut width = self.input_len();
         for step in &self.steps {
-            let x = cur.get_mut(..width).ok_or(Error::ShapeMismatch { layer: MODEL_LEVEL })?;
+            let x = cur
+                .get_mut(..width)
+                .ok_or(Error::ShapeMismatch { layer: MODEL_LEVEL })?;
             match step.layer {
                 Layer::DenseF32 { weights, bias } => {
-                    let y = next.get_mut(..step.width).ok_or(Error::ShapeMismatch { layer: MODEL_LEVEL })?;
+                    let y = next
+                        .get_mut(..step.width)
+                        .ok_or(Error::ShapeMismatch { layer: MODEL_LEVEL })?;
                     dense_f32(weights, bias, x, y);
                     core::mem::swap(&mut cur, &mut next);
                 }
                 Layer::ActivationF32(a) => activate_f32(a, x),
-                Layer::SaveSkip { slot } => slot_mut(slots, &self.slots, slot, base, width)?.copy_from_slice(x),
+                Layer::SaveSkip { slot } => {
+                    slot_mut(slots, &self.slots, slot, base, width)?.copy_from_slice(x)
+                }
                 Layer::AddSkipF32 { slot } => {
                     let saved = slot_mut(slots, &self.slots, slot, base, width)?;
                     for (v, &s) in x.iter_mut().zip(saved.iter()) {
@@ -463,7 +569,8 @@ impl<'a> Model<'a> {
             width = step.width;
         }
         let cur: &'r [f32] = cur;
-        cur.get(..width).ok_or(Error::ShapeMismatch { layer: MODEL_LEVEL })
+        cur.get(..width)
+            .ok_or(Error::ShapeMismatch { layer: MODEL_LEVEL })
     }
 
     /// Quantize raw input for an int8 model: normalization and input
@@ -472,7 +579,10 @@ impl<'a> Model<'a> {
     pub fn quantize_input(&self, raw: &[f32], out: &mut [i8]) -> Result<()> {
         let q = self.header.input_quant.ok_or(Error::WrongNumericPath)?;
         if raw.len() != self.input_len() || out.len() != self.input_len() {
-            return Err(Error::WrongInputLength { expected: self.input_len(), given: raw.len().min(out.len()) });
+            return Err(Error::WrongInputLength {
+                expected: self.input_len(),
+                given: raw.len().min(out.len()),
+            });
         }
         let offsets = self.header.input_offset.chunks_exact(4);
         let scales = self.header.input_scale.chunks_exact(4);
@@ -497,10 +607,12 @@ impl<'a> Model<'a> {
     /// Run an int8 model on quantized input. Integer-only. The result borrows the arena.
     pub fn run_i8<'r>(&self, input: &[i8], arena: &'r mut [u8]) -> Result<&'r [i8]> {
         self.check_arena(arena.len(), input.len(), Numeric::Int8)?;
-        let arena = arena.get_mut(..self.arena_bytes).ok_or(Error::ArenaTooSmall {
-            needed: self.arena_bytes,
-            given: 0,
-        })?;
+        let arena = arena
+            .get_mut(..self.arena_bytes)
+            .ok_or(Error::ArenaTooSmall {
+                needed: self.arena_bytes,
+                given: 0,
+            })?;
         let ints: &mut [i8] = bytemuck::cast_slice_mut(arena);
         let (mut cur, rest) = ints.split_at_mut(self.work_width.min(ints.len()));
         let (mut next, slots) = rest.split_at_mut(self.work_width.min(rest.len()));
@@ -511,10 +623,20 @@ impl<'a> Model<'a> {
         }
         let mut width = self.input_len();
         for step in &self.steps {
-            let x = cur.get_mut(..width).ok_or(Error::ShapeMismatch { layer: MODEL_LEVEL })?;
+            let x = cur
+                .get_mut(..width)
+                .ok_or(Error::ShapeMismatch { layer: MODEL_LEVEL })?;
             match step.layer {
-                Layer::DenseI8 { weights, bias, multiplier, shift, output_zero_point } => {
-                    let y = next.get_mut(..step.width).ok_or(Error::ShapeMismatch { layer: MODEL_LEVEL })?;
+                Layer::DenseI8 {
+                    weights,
+                    bias,
+                    multiplier,
+                    shift,
+                    output_zero_point,
+                } => {
+                    let y = next
+                        .get_mut(..step.width)
+                        .ok_or(Error::ShapeMismatch { layer: MODEL_LEVEL })?;
                     dense_i8(weights, bias, multiplier, shift, output_zero_point, x, y);
                     core::mem::swap(&mut cur, &mut next);
                 }
@@ -524,13 +646,31 @@ impl<'a> Model<'a> {
                     }
                 }
                 Layer::SoftmaxI8(exp_table) => softmax_i8(exp_table, x),
-                Layer::SaveSkip { slot } => slot_mut(slots, &self.slots, slot, base, width)?.copy_from_slice(x),
-                Layer::AddSkipI8 { slot, input, skip, output_zero_point } => {
+                Layer::SaveSkip { slot } => {
+                    slot_mut(slots, &self.slots, slot, base, width)?.copy_from_slice(x)
+                }
+                Layer::AddSkipI8 {
+                    slot,
+                    input,
+                    skip,
+                    output_zero_point,
+                } => {
                     let saved = slot_mut(slots, &self.slots, slot, base, width)?;
                     for (v, &s) in x.iter_mut().zip(saved.iter()) {
-                        let a = rescale(i32::from(*v) - i32::from(input.zero_point), input.multiplier, input.shift);
-                        let b = rescale(i32::from(s) - i32::from(skip.zero_point), skip.multiplier, skip.shift);
-                        *v = saturate_i8(a.saturating_add(b).saturating_add(i32::from(output_zero_point)));
+                        let a = rescale(
+                            i32::from(*v) - i32::from(input.zero_point),
+                            input.multiplier,
+                            input.shift,
+                        );
+                        let b = rescale(
+                            i32::from(s) - i32::from(skip.zero_point),
+                            skip.multiplier,
+                            skip.shift,
+                        );
+                        *v = saturate_i8(
+                            a.saturating_add(b)
+                                .saturating_add(i32::from(output_zero_point)),
+                        );
                     }
                 }
                 _ => return Err(Error::WrongNumericPath),
@@ -538,21 +678,34 @@ impl<'a> Model<'a> {
             width = step.width;
         }
         let cur: &'r [i8] = cur;
-        cur.get(..width).ok_or(Error::ShapeMismatch { layer: MODEL_LEVEL })
+        cur.get(..width)
+            .ok_or(Error::ShapeMismatch { layer: MODEL_LEVEL })
     }
 }
 
 /// The `width` elements of skip slot `slot`, from the arena tail that starts
 /// at element `base`.
-fn slot_mut<'s, T>(slots: &'s mut [T], layout: &[Slot], slot: usize, base: usize, width: usize) -> Result<&'s mut [T]> {
-    let s = layout.get(slot).ok_or(Error::BadSkipSlot { layer: MODEL_LEVEL })?;
+fn slot_mut<'s, T>(
+    slots: &'s mut [T],
+    layout: &[Slot],
+    slot: usize,
+    base: usize,
+    width: usize,
+) -> Result<&'s mut [T]> {
+    let s = layout
+        .get(slot)
+        .ok_or(Error::BadSkipSlot { layer: MODEL_LEVEL })?;
     let start = s.offset.saturating_sub(base);
-    slots.get_mut(start..start.saturating_add(width)).ok_or(Error::BadSkipSlot { layer: MODEL_LEVEL })
+    slots
+        .get_mut(start..start.saturating_add(width))
+        .ok_or(Error::BadSkipSlot { layer: MODEL_LEVEL })
 }
 
 fn activate_f32(a: Activation, x: &mut [f32]) {
     match a {
-        Activation::Relu => x.iter_mut().for_each(|v| *v = if *v > 0.0 { *v } else { 0.0 }),
+        Activation::Relu => x
+            .iter_mut()
+            .for_each(|v| *v = if *v > 0.0 { *v } else { 0.0 }),
         Activation::LeakyRelu { alpha } => x.iter_mut().for_each(|v| {
             if *v < 0.0 {
                 *v *= alpha
@@ -564,7 +717,9 @@ fn activate_f32(a: Activation, x: &mut [f32]) {
             .iter_mut()
             .for_each(|v| *v = 0.5 * *v * (1.0 + math::erf(*v * core::f32::consts::FRAC_1_SQRT_2))),
         Activation::Softmax => {
-            let max = x.iter().fold(f32::NEG_INFINITY, |m, &v| if v > m { v } else { m });
+            let max = x
+                .iter()
+                .fold(f32::NEG_INFINITY, |m, &v| if v > m { v } else { m });
             let mut sum = 0.0f32;
             for v in x.iter_mut() {
                 *v = math::exp(*v - max);

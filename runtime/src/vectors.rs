@@ -45,7 +45,11 @@ impl<'a> TestVectors<'a> {
     pub fn from_bytes(bytes: &'a [u8]) -> Result<Self> {
         let (v, rest): (Self, _) = postcard::take_from_bytes(bytes)?;
         let e = v.element_bytes();
-        let (n, i, o) = (v.count as usize, v.input_len as usize, v.output_len as usize);
+        let (n, i, o) = (
+            v.count as usize,
+            v.input_len as usize,
+            v.output_len as usize,
+        );
         let ok = rest.is_empty()
             && v.inputs.len() == n.saturating_mul(i).saturating_mul(e)
             && v.expected.len() == n.saturating_mul(o).saturating_mul(e)
@@ -60,13 +64,17 @@ impl<'a> TestVectors<'a> {
     /// Bytes of input `index`.
     pub fn input_bytes(&self, index: usize) -> &'a [u8] {
         let len = self.input_len as usize * self.element_bytes();
-        self.inputs.get(index * len..(index + 1) * len).unwrap_or(&[])
+        self.inputs
+            .get(index * len..(index + 1) * len)
+            .unwrap_or(&[])
     }
 
     /// Bytes of expected output `index`.
     pub fn expected_bytes(&self, index: usize) -> &'a [u8] {
         let len = self.output_len as usize * self.element_bytes();
-        self.expected.get(index * len..(index + 1) * len).unwrap_or(&[])
+        self.expected
+            .get(index * len..(index + 1) * len)
+            .unwrap_or(&[])
     }
 
     /// Label of vector `index`.

@@ -20,7 +20,9 @@ fn sxtb16(x: u32) -> u32 {
     let r: u32;
     // SAFETY: register-only instruction available on every DSP core this
     // module is compiled for; it touches no memory, stack or flags.
-    unsafe { asm!("sxtb16 {r}, {x}", r = lateout(reg) r, x = in(reg) x, options(pure, nomem, nostack, preserves_flags)) };
+    unsafe {
+        asm!("sxtb16 {r}, {x}", r = lateout(reg) r, x = in(reg) x, options(pure, nomem, nostack, preserves_flags))
+    };
     r
 }
 
@@ -41,7 +43,9 @@ fn smlad(a: u32, b: u32, acc: i32) -> i32 {
     let r: i32;
     // SAFETY: register-only; it may set the Q (sticky saturation) flag, which
     // nothing here reads, so `preserves_flags` is not claimed.
-    unsafe { asm!("smlad {r}, {a}, {b}, {acc}", r = lateout(reg) r, a = in(reg) a, b = in(reg) b, acc = in(reg) acc, options(pure, nomem, nostack)) };
+    unsafe {
+        asm!("smlad {r}, {a}, {b}, {acc}", r = lateout(reg) r, a = in(reg) a, b = in(reg) b, acc = in(reg) acc, options(pure, nomem, nostack))
+    };
     r
 }
 
@@ -54,7 +58,9 @@ fn requantize(acc: i32, multiplier: &[u8], shift: u8, output_zero_point: i8) -> 
 /// Dot product tail (the last `cols % 4` elements).
 #[inline(always)]
 fn tail(acc: i32, w: &[u8], x: &[u8]) -> i32 {
-    w.iter().zip(x).fold(acc, |a, (&w, &x)| a.wrapping_add(i32::from(w as i8) * i32::from(x as i8)))
+    w.iter().zip(x).fold(acc, |a, (&w, &x)| {
+        a.wrapping_add(i32::from(w as i8) * i32::from(x as i8))
+    })
 }
 
 /// Same contract and results as [`generic::dense_i8`](super::generic::dense_i8).
@@ -84,7 +90,11 @@ pub fn dense_i8(
     for ((((rows, b), m), s), out) in pairs {
         let (row0, row1) = rows.split_at(cols);
         let (mut acc0, mut acc1) = (le_i32(&b[..4]), le_i32(&b[4..]));
-        for ((w0, w1), xq) in row0.chunks_exact(4).zip(row1.chunks_exact(4)).zip(x_body.chunks_exact(4)) {
+        for ((w0, w1), xq) in row0
+            .chunks_exact(4)
+            .zip(row1.chunks_exact(4))
+            .zip(x_body.chunks_exact(4))
+        {
             let xv = le_u32(xq);
             let (x02, x13) = (sxtb16(xv), sxtb16_ror8(xv));
             let (a, b) = (le_u32(w0), le_u32(w1));

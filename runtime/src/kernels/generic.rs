@@ -16,7 +16,11 @@ pub fn dense_f32(weights: &[u8], bias: &[u8], input: &[f32], output: &mut [f32])
     if row_bytes == 0 {
         return;
     }
-    for ((row, b), out) in weights.chunks_exact(row_bytes).zip(bias.chunks_exact(4)).zip(output) {
+    for ((row, b), out) in weights
+        .chunks_exact(row_bytes)
+        .zip(bias.chunks_exact(4))
+        .zip(output)
+    {
         let mut acc = le_f32(b);
         for (w, &x) in row.chunks_exact(4).zip(input) {
             acc += le_f32(w) * x;
