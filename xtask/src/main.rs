@@ -30,7 +30,11 @@ struct Cli {
 #[derive(Subcommand)]
 enum Command {
     /// Export every model spec, run f32/int8 on the M4 and int8 on the M0, print a report.
-    Demo,
+    Demo {
+        /// Use complete exports as they are instead of calling the trainer (which reuses up-to-date ones itself).
+        #[arg(long)]
+        no_export: bool,
+    },
     /// Host tests, QEMU parity of every exported model, no_std target builds.
     Test,
     /// Instruction counts of the demo models and synthetic dense layers.
@@ -58,7 +62,7 @@ pub fn workspace_root() -> PathBuf {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
-        Command::Demo => report::demo(),
+        Command::Demo { no_export } => report::demo(!no_export),
         Command::Test => report::test(),
         Command::Bench => bench::bench(),
         Command::Run {

@@ -105,7 +105,7 @@ fn num<T: std::str::FromStr>(word: Option<&str>, line: &str) -> Result<T> {
 }
 
 fn hex(s: &str, line: &str) -> Result<Vec<u8>> {
-    if s.len() % 2 != 0 {
+    if !s.len().is_multiple_of(2) {
         bail!("odd hex length in firmware line: {line:?}");
     }
     (0..s.len())

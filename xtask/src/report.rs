@@ -51,9 +51,9 @@ fn pct(x: Option<f64>) -> String {
 }
 
 /// `cargo xtask demo`.
-pub fn demo() -> Result<bool> {
+pub fn demo(export: bool) -> Result<bool> {
     toolchain::check()?;
-    let models = trainer::exported_models(true)?;
+    let models = trainer::exported_models(export)?;
     if models.is_empty() {
         bail!("no model specs in models/specs/*.toml");
     }
