@@ -82,7 +82,7 @@ fn render_atomic(path: &Path, draw: impl FnOnce(&Path) -> Result<()>) -> Result<
     result.with_context(|| format!("cannot write plot {}", path.display()))
 }
 
-/// Plot training loss per epoch (top panel) and test accuracy per epoch
+/// Plot training loss per epoch (top panel, log scale; values <= 0 are skipped) and test accuracy per epoch
 /// (bottom panel, `test_accuracy` as fractions in 0..=1, drawn as percent).
 /// Non-finite values are skipped; either series may be empty.
 pub fn loss_curve(
@@ -99,20 +99,31 @@ pub fn loss_curve(
         let (top, bottom) = root.split_vertically(SIZE.1 / 2 - 20);
         let epochs = train_loss.len().max(test_accuracy.len()).max(1) as f64;
 
-        let losses = finite_points(train_loss, 1.0);
-        let max_loss = losses.iter().map(|p| p.1).fold(0.0, f64::max);
-        let loss_top = if max_loss > 0.0 { max_loss * 1.05 } else { 1.0 };
+        // Log scale: cross-entropy falls by orders of magnitude, and a linear
+        // axis would flatten everything after the first few epochs.
+        let losses: Vec<(f64, f64)> = finite_points(train_loss, 1.0)
+            .into_iter()
+            .filter(|p| p.1 > 0.0)
+            .collect();
+        let max_loss = losses.iter().map(|p| p.1).fold(f64::MIN_POSITIVE, f64::max);
+        let min_loss = losses.iter().map(|p| p.1).fold(max_loss, f64::min);
+        let (loss_low, loss_high) = if losses.is_empty() {
+            (0.01, 10.0)
+        } else {
+            (min_loss / 1.5, (max_loss * 1.5).max(min_loss * 10.0))
+        };
         let mut chart = ChartBuilder::on(&top)
             .margin(12)
             .x_label_area_size(48)
-            .y_label_area_size(60)
-            .build_cartesian_2d(1.0..epochs.max(2.0), 0.0..loss_top)?;
+            .y_label_area_size(70)
+            .build_cartesian_2d(1.0..epochs.max(2.0), (loss_low..loss_high).log_scale())?;
         chart
             .configure_mesh()
             .x_desc("epoch")
-            .y_desc("training loss")
+            .y_desc("training loss (log)")
             .label_style((FONT_FAMILY, 17))
             .x_label_formatter(&|epoch| format!("{epoch:.0}"))
+            .y_label_formatter(&|loss| format!("{loss:.1e}"))
             .draw()?;
         chart.draw_series(LineSeries::new(losses, RED.stroke_width(2)))?;
 
@@ -123,7 +134,7 @@ pub fn loss_curve(
         let mut chart = ChartBuilder::on(&bottom)
             .margin(12)
             .x_label_area_size(48)
-            .y_label_area_size(60)
+            .y_label_area_size(70)
             .build_cartesian_2d(1.0..epochs.max(2.0), floor..100.0)?;
         chart
             .configure_mesh()
