@@ -60,9 +60,8 @@ pub fn argmax<T: PartialOrd + Copy>(values: &[T]) -> usize {
     let mut best = 0;
     let mut best_value: Option<T> = None;
     for (i, &v) in values.iter().enumerate() {
-        #[allow(clippy::neg_cmp_op_on_partial_ord)]
         let better = match best_value {
-            None => v == v, // false for NaN
+            None => v.partial_cmp(&v).is_some(), // false only for NaN
             Some(b) => v > b,
         };
         if better {

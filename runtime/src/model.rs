@@ -23,7 +23,9 @@
 //! borrowed, not copied.
 //!
 //! Non-finite inputs: on the f32 path NaN and ±inf propagate by IEEE rules
-//! (the output may contain NaN; [`argmax`](crate::argmax) never picks NaN). On
+//! (a NaN input makes every output of a dense layer NaN, and every activation,
+//! ReLU included, passes NaN on; [`argmax`](crate::argmax) never picks NaN and
+//! returns 0 when all outputs are NaN). On
 //! the int8 path [`Model::quantize_input`] maps NaN to the zero point and ±inf
 //! to the int8 limits; from there everything is integer.
 
@@ -703,9 +705,12 @@ fn slot_mut<'s, T>(
 
 fn activate_f32(a: Activation, x: &mut [f32]) {
     match a {
-        Activation::Relu => x
-            .iter_mut()
-            .for_each(|v| *v = if *v > 0.0 { *v } else { 0.0 }),
+        // `< 0.0` rather than `max`, so NaN passes through like every other layer.
+        Activation::Relu => x.iter_mut().for_each(|v| {
+            if *v < 0.0 {
+                *v = 0.0
+            }
+        }),
         Activation::LeakyRelu { alpha } => x.iter_mut().for_each(|v| {
             if *v < 0.0 {
                 *v *= alpha

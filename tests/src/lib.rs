@@ -33,11 +33,24 @@ pub struct Trained {
 pub fn train(spec: &ModelSpec) -> Trained {
     let (train, test) = export::load_split(spec).expect("dataset splits");
     let normalization = trainer::data::fit_normalization(&train);
-    let (mlp, _) = trainer::train::train(&spec.model, &spec.training, normalization, &train, &test, false)
-        .expect("training runs");
+    let (mlp, _) = trainer::train::train(
+        &spec.model,
+        &spec.training,
+        normalization,
+        &train,
+        &test,
+        false,
+    )
+    .expect("training runs");
     let calibration = mlp.normalize(&train.features);
     let quantized = trainer::quantize::quantize_mlp(&mlp, &calibration).expect("quantizes");
     let f32_blob = export::f32_blob(&mlp).expect("f32 blob");
     let int8_blob = export::int8_blob(&quantized, &mlp).expect("int8 blob");
-    Trained { mlp, train, test, f32_blob, int8_blob }
+    Trained {
+        mlp,
+        train,
+        test,
+        f32_blob,
+        int8_blob,
+    }
 }

@@ -19,7 +19,12 @@ fn seal_raw(header: &ModelHeader, layers: &[LayerDef]) -> Vec<u8> {
     for l in layers {
         payload.extend(postcard::to_stdvec(l).unwrap());
     }
-    let envelope = Envelope { magic: MAGIC, version: FORMAT_VERSION, crc: format::checksum(&payload), payload: &payload };
+    let envelope = Envelope {
+        magic: MAGIC,
+        version: FORMAT_VERSION,
+        crc: format::checksum(&payload),
+        payload: &payload,
+    };
     postcard::to_stdvec(&envelope).unwrap()
 }
 
@@ -51,7 +56,11 @@ fn real_blobs_load() {
 fn every_truncation_is_truncated() {
     for blob in [&trained().f32_blob, &trained().int8_blob] {
         for len in 0..blob.len() {
-            assert_eq!(Model::from_bytes(&blob[..len]).err(), Some(Error::Truncated), "prefix of {len} bytes");
+            assert_eq!(
+                Model::from_bytes(&blob[..len]).err(),
+                Some(Error::Truncated),
+                "prefix of {len} bytes"
+            );
         }
     }
 }
@@ -63,16 +72,24 @@ fn every_single_bit_flip_is_rejected_by_name() {
             for bit in 0..8 {
                 let mut bad = blob.clone();
                 bad[byte] ^= 1 << bit;
-                let err = Model::from_bytes(&bad).err().unwrap_or_else(|| panic!("flip at {byte}.{bit} accepted"));
+                let err = Model::from_bytes(&bad)
+                    .err()
+                    .unwrap_or_else(|| panic!("flip at {byte}.{bit} accepted"));
                 match byte {
                     0..=3 => assert_eq!(err, Error::BadMagic),
                     4..=5 => assert!(matches!(err, Error::UnsupportedVersion { .. })),
                     6..=9 => assert!(matches!(err, Error::BadCrc { .. })),
                     // The payload length varint: too long reads past the end, too short leaves bytes over.
                     10..=12 if !matches!(err, Error::BadCrc { .. }) => {
-                        assert!(matches!(err, Error::Truncated | Error::Malformed), "{err:?}")
+                        assert!(
+                            matches!(err, Error::Truncated | Error::Malformed),
+                            "{err:?}"
+                        )
                     }
-                    _ => assert!(matches!(err, Error::BadCrc { .. }), "flip at {byte}.{bit}: {err:?}"),
+                    _ => assert!(
+                        matches!(err, Error::BadCrc { .. }),
+                        "flip at {byte}.{bit}: {err:?}"
+                    ),
                 }
             }
         }
@@ -93,7 +110,10 @@ fn newer_version() {
     bad[4..6].copy_from_slice(&(FORMAT_VERSION + 1).to_le_bytes());
     assert_eq!(
         Model::from_bytes(&bad).err(),
-        Some(Error::UnsupportedVersion { found: FORMAT_VERSION + 1, supported: FORMAT_VERSION })
+        Some(Error::UnsupportedVersion {
+            found: FORMAT_VERSION + 1,
+            supported: FORMAT_VERSION
+        })
     );
 }
 
@@ -111,7 +131,13 @@ fn declared_arena_that_lies() {
     let needed = header.arena_bytes;
     header.arena_bytes = needed - 4;
     let bad = seal_raw(&header, &layers);
-    assert_eq!(Model::from_bytes(&bad).err(), Some(Error::ArenaSizeMismatch { declared: needed - 4, needed }));
+    assert_eq!(
+        Model::from_bytes(&bad).err(),
+        Some(Error::ArenaSizeMismatch {
+            declared: needed - 4,
+            needed
+        })
+    );
 }
 
 #[test]
@@ -119,7 +145,13 @@ fn layer_count_beyond_capacity() {
     let (mut header, layers) = open(&trained().f32_blob);
     header.layer_count = 1000;
     let bad = seal_raw(&header, &layers);
-    assert_eq!(Model::from_bytes(&bad).err(), Some(Error::TooManyLayers { found: 1000, max: 32 }));
+    assert_eq!(
+        Model::from_bytes(&bad).err(),
+        Some(Error::TooManyLayers {
+            found: 1000,
+            max: 32
+        })
+    );
 }
 
 #[test]
@@ -129,7 +161,10 @@ fn dimensions_over_the_limit() {
     let bad = seal_raw(&header, &layers);
     assert_eq!(
         Model::from_bytes(&bad).err(),
-        Some(Error::DimensionOutOfRange { layer: u32::MAX, value: 100_000 })
+        Some(Error::DimensionOutOfRange {
+            layer: u32::MAX,
+            value: 100_000
+        })
     );
 }
 
@@ -137,11 +172,26 @@ fn dimensions_over_the_limit() {
 fn shapes_that_do_not_chain() {
     let (header, mut layers) = open(&trained().f32_blob);
     // Drop the first dense layer: the second no longer takes the input width.
-    let first_dense = layers.iter().position(|l| matches!(l, LayerDef::DenseF32 { .. })).unwrap();
+    let first_dense = layers
+        .iter()
+        .position(|l| matches!(l, LayerDef::DenseF32 { .. }))
+        .unwrap();
     layers.remove(first_dense);
-    let header = ModelHeader { layer_count: layers.len() as u32, ..header };
+    let next_dense = layers
+        .iter()
+        .position(|l| matches!(l, LayerDef::DenseF32 { .. }))
+        .unwrap();
+    let header = ModelHeader {
+        layer_count: layers.len() as u32,
+        ..header
+    };
     let bad = seal_raw(&header, &layers);
-    assert_eq!(Model::from_bytes(&bad).err(), Some(Error::ShapeMismatch { layer: first_dense as u32 }));
+    assert_eq!(
+        Model::from_bytes(&bad).err(),
+        Some(Error::ShapeMismatch {
+            layer: next_dense as u32
+        })
+    );
 }
 
 #[test]
@@ -152,21 +202,44 @@ fn too_small_arena_wrong_input_and_wrong_path() {
     let bytes = arena.as_mut_bytes();
     assert_eq!(
         model.run_f32(&[0.0; 4], &mut bytes[..needed - 1]).err(),
-        Some(Error::ArenaTooSmall { needed, given: needed - 1 })
+        Some(Error::ArenaTooSmall {
+            needed,
+            given: needed - 1
+        })
     );
     assert_eq!(
         model.run_f32(&[0.0; 3], bytes).err(),
-        Some(Error::WrongInputLength { expected: 4, given: 3 })
+        Some(Error::WrongInputLength {
+            expected: 4,
+            given: 3
+        })
     );
-    assert_eq!(model.run_f32(&[0.0; 4], &mut bytes[1..]).err(), Some(Error::ArenaMisaligned));
-    assert_eq!(model.run_i8(&[0; 4], bytes).err(), Some(Error::WrongNumericPath));
+    assert_eq!(
+        model.run_f32(&[0.0; 4], &mut bytes[1..]).err(),
+        Some(Error::ArenaMisaligned)
+    );
+    assert_eq!(
+        model.run_i8(&[0; 4], bytes).err(),
+        Some(Error::WrongNumericPath)
+    );
     assert!(model.run_f32(&[5.1, 3.5, 1.4, 0.2], bytes).is_ok());
 
     let model = Model::from_bytes(&trained().int8_blob).unwrap();
-    assert_eq!(model.run_i8(&[0; 5], bytes).err(), Some(Error::WrongInputLength { expected: 4, given: 5 }));
     assert_eq!(
-        model.run_i8(&[0; 4], &mut bytes[..model.arena_bytes() - 1]).err(),
-        Some(Error::ArenaTooSmall { needed: model.arena_bytes(), given: model.arena_bytes() - 1 })
+        model.run_i8(&[0; 5], bytes).err(),
+        Some(Error::WrongInputLength {
+            expected: 4,
+            given: 5
+        })
+    );
+    assert_eq!(
+        model
+            .run_i8(&[0; 4], &mut bytes[..model.arena_bytes() - 1])
+            .err(),
+        Some(Error::ArenaTooSmall {
+            needed: model.arena_bytes(),
+            given: model.arena_bytes() - 1
+        })
     );
 }
 
@@ -174,13 +247,27 @@ fn too_small_arena_wrong_input_and_wrong_path() {
 fn non_finite_input_is_defined() {
     let f32_model = Model::from_bytes(&trained().f32_blob).unwrap();
     let mut arena = Arena::<4096>::new();
-    let out = f32_model.run_f32(&[f32::NAN, 1.0, 1.0, 1.0], arena.as_mut_bytes()).unwrap();
-    assert!(out.iter().any(|v| v.is_nan()), "NaN propagates on the f32 path");
+    let out = f32_model
+        .run_f32(&[f32::NAN, 1.0, 1.0, 1.0], arena.as_mut_bytes())
+        .unwrap();
+    assert!(
+        out.iter().all(|v| v.is_nan()),
+        "NaN propagates on the f32 path: {out:?}"
+    );
+    assert_eq!(runtime::argmax(out), 0, "argmax of all-NaN is 0");
     let int8_model = Model::from_bytes(&trained().int8_blob).unwrap();
     let q = int8_model.input_quant().unwrap();
     let mut quantized = [0i8; 4];
-    int8_model.quantize_input(&[f32::NAN, f32::INFINITY, f32::NEG_INFINITY, 0.0], &mut quantized).unwrap();
-    assert_eq!(quantized[0], q.zero_point, "NaN quantizes to the zero point");
+    int8_model
+        .quantize_input(
+            &[f32::NAN, f32::INFINITY, f32::NEG_INFINITY, 0.0],
+            &mut quantized,
+        )
+        .unwrap();
+    assert_eq!(
+        quantized[0], q.zero_point,
+        "NaN quantizes to the zero point"
+    );
     assert_eq!(&quantized[1..3], &[127, -128], "infinities saturate");
     assert!(int8_model.run_i8(&quantized, arena.as_mut_bytes()).is_ok());
 }

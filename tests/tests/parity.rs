@@ -17,7 +17,10 @@ fn digits_f32_runtime_matches_trainer_within_1e_4() {
             max_diff = max_diff.max((a - b).abs());
         }
     }
-    println!("max |trainer - runtime| over {} test vectors: {max_diff:e}", t.test.len());
+    println!(
+        "max |trainer - runtime| over {} test vectors: {max_diff:e}",
+        t.test.len()
+    );
     assert!(max_diff <= 1e-4, "max difference {max_diff}");
 }
 
@@ -26,8 +29,15 @@ fn digits_int8_accuracy_tracks_f32() {
     let t = train(&spec("digits-mlp.toml", 30));
     let f32_eval = trainer::export::evaluate(&t.f32_blob, &t.test).unwrap();
     let int8_eval = trainer::export::evaluate(&t.int8_blob, &t.test).unwrap();
-    println!("f32 {:.4} int8 {:.4}", f32_eval.accuracy, int8_eval.accuracy);
-    assert!(f32_eval.accuracy > 0.9, "f32 accuracy {}", f32_eval.accuracy);
+    println!(
+        "f32 {:.4} int8 {:.4}",
+        f32_eval.accuracy, int8_eval.accuracy
+    );
+    assert!(
+        f32_eval.accuracy > 0.9,
+        "f32 accuracy {}",
+        f32_eval.accuracy
+    );
     assert!(
         (f32_eval.accuracy - int8_eval.accuracy).abs() <= 0.02,
         "int8 {} vs f32 {}",
@@ -43,8 +53,16 @@ fn iris_a_second_csv_dataset_goes_through_train_export_and_runtime() {
     let spec_path = tests::repo_root().join("models/specs/iris-mlp.toml");
     let report = trainer::export::export_spec(&spec_path, dir.path(), false, false).unwrap();
     assert_eq!(report.name, spec.name);
-    assert!(report.f32_accuracy >= 0.85, "iris f32 accuracy {}", report.f32_accuracy);
-    assert!(report.int8_accuracy >= 0.85, "iris int8 accuracy {}", report.int8_accuracy);
+    assert!(
+        report.f32_accuracy >= 0.85,
+        "iris f32 accuracy {}",
+        report.f32_accuracy
+    );
+    assert!(
+        report.int8_accuracy >= 0.85,
+        "iris int8 accuracy {}",
+        report.int8_accuracy
+    );
     // The written blobs load and run in the runtime.
     let blob = std::fs::read(dir.path().join(&spec.name).join("int8.bin")).unwrap();
     let model = Model::from_bytes(&blob).unwrap();
@@ -54,8 +72,14 @@ fn iris_a_second_csv_dataset_goes_through_train_export_and_runtime() {
     assert_eq!(vectors.count as usize, report.test_samples);
     let mut arena = Arena::<256>::new();
     for i in 0..vectors.count as usize {
-        let out = model.run_i8(vectors.input_i8(i), arena.as_mut_bytes()).unwrap();
-        let expected: &[i8] = &vectors.expected_bytes(i).iter().map(|&b| b as i8).collect::<Vec<_>>();
+        let out = model
+            .run_i8(vectors.input_i8(i), arena.as_mut_bytes())
+            .unwrap();
+        let expected: &[i8] = &vectors
+            .expected_bytes(i)
+            .iter()
+            .map(|&b| b as i8)
+            .collect::<Vec<_>>();
         assert_eq!(out, expected, "vector {i}");
     }
     // No temporary files are left behind.

@@ -40,9 +40,13 @@ fn encode(header: ModelHeader<'_>, layers: &[LayerDef<'_>]) -> Result<Vec<u8>> {
         .iter()
         .map(|l| match l {
             LayerDef::DenseF32 { weights, bias, .. } => weights.len() + bias.len(),
-            LayerDef::DenseI8 { weights, bias, multiplier, shift, .. } => {
-                weights.len() + bias.len() + multiplier.len() + shift.len()
-            }
+            LayerDef::DenseI8 {
+                weights,
+                bias,
+                multiplier,
+                shift,
+                ..
+            } => weights.len() + bias.len() + multiplier.len() + shift.len(),
             LayerDef::TableI8 { table } => table.len(),
             LayerDef::SoftmaxI8 { exp_table } => exp_table.len(),
             _ => 0,
@@ -50,7 +54,8 @@ fn encode(header: ModelHeader<'_>, layers: &[LayerDef<'_>]) -> Result<Vec<u8>> {
         .sum();
     let capacity = parameter_bytes + header.input_offset.len() * 2 + 64 * (layers.len() + 4);
     let (mut scratch, mut out) = (vec![0u8; capacity], vec![0u8; capacity + 32]);
-    let len = format::encode(header, layers, &mut scratch, &mut out).map_err(|e| anyhow!("encoding the model: {e}"))?;
+    let len = format::encode(header, layers, &mut scratch, &mut out)
+        .map_err(|e| anyhow!("encoding the model: {e}"))?;
     out.truncate(len);
     Ok(out)
 }
@@ -70,12 +75,19 @@ pub fn f32_blob(mlp: &Mlp) -> Result<Vec<u8>> {
     let mut layers = Vec::new();
     for (layer, (w, b)) in mlp.layers.iter().zip(&params) {
         layers.push(match layer {
-            Layer::Dense { inputs, outputs, .. } => {
-                LayerDef::DenseF32 { inputs: *inputs as u32, outputs: *outputs as u32, weights: w, bias: b }
-            }
+            Layer::Dense {
+                inputs, outputs, ..
+            } => LayerDef::DenseF32 {
+                inputs: *inputs as u32,
+                outputs: *outputs as u32,
+                weights: w,
+                bias: b,
+            },
             Layer::Op(op) => match *op {
                 LayerSpec::Relu => LayerDef::ActivationF32(Activation::Relu),
-                LayerSpec::LeakyRelu { alpha } => LayerDef::ActivationF32(Activation::LeakyRelu { alpha }),
+                LayerSpec::LeakyRelu { alpha } => {
+                    LayerDef::ActivationF32(Activation::LeakyRelu { alpha })
+                }
                 LayerSpec::Sigmoid => LayerDef::ActivationF32(Activation::Sigmoid),
                 LayerSpec::Tanh => LayerDef::ActivationF32(Activation::Tanh),
                 LayerSpec::Gelu => LayerDef::ActivationF32(Activation::Gelu),
@@ -109,11 +121,25 @@ pub fn int8_blob(q: &QuantizedMlp, mlp: &Mlp) -> Result<Vec<u8>> {
         .layers
         .iter()
         .map(|l| match l {
-            QLayer::Dense { weights, bias, multiplier, shift, .. } => {
-                [i8_bytes(weights), i32_bytes(bias), i32_bytes(multiplier), shift.clone()]
-            }
+            QLayer::Dense {
+                weights,
+                bias,
+                multiplier,
+                shift,
+                ..
+            } => [
+                i8_bytes(weights),
+                i32_bytes(bias),
+                i32_bytes(multiplier),
+                shift.clone(),
+            ],
             QLayer::Table(t) => [i8_bytes(t), vec![], vec![], vec![]],
-            QLayer::Softmax(t) => [t.iter().flat_map(|v| v.to_le_bytes()).collect(), vec![], vec![], vec![]],
+            QLayer::Softmax(t) => [
+                t.iter().flat_map(|v| v.to_le_bytes()).collect(),
+                vec![],
+                vec![],
+                vec![],
+            ],
             _ => Default::default(),
         })
         .collect();
@@ -122,7 +148,12 @@ pub fn int8_blob(q: &QuantizedMlp, mlp: &Mlp) -> Result<Vec<u8>> {
         .iter()
         .zip(&params)
         .map(|(l, [a, b, c, d])| match *l {
-            QLayer::Dense { inputs, outputs, output_zero_point, .. } => LayerDef::DenseI8 {
+            QLayer::Dense {
+                inputs,
+                outputs,
+                output_zero_point,
+                ..
+            } => LayerDef::DenseI8 {
                 inputs: inputs as u32,
                 outputs: outputs as u32,
                 weights: a,
@@ -134,9 +165,17 @@ pub fn int8_blob(q: &QuantizedMlp, mlp: &Mlp) -> Result<Vec<u8>> {
             QLayer::Table(_) => LayerDef::TableI8 { table: a },
             QLayer::Softmax(_) => LayerDef::SoftmaxI8 { exp_table: a },
             QLayer::Save(slot) => LayerDef::SaveSkip { slot },
-            QLayer::Add { slot, input, skip, output_zero_point } => {
-                LayerDef::AddSkipI8 { slot, input, skip, output_zero_point }
-            }
+            QLayer::Add {
+                slot,
+                input,
+                skip,
+                output_zero_point,
+            } => LayerDef::AddSkipI8 {
+                slot,
+                input,
+                skip,
+                output_zero_point,
+            },
         })
         .collect();
     let header = ModelHeader {
@@ -166,7 +205,8 @@ pub struct Evaluation {
 
 /// Run `blob` with the runtime over every row of `data`.
 pub fn evaluate(blob: &[u8], data: &Dataset) -> Result<Evaluation> {
-    let model = Model::from_bytes(blob).map_err(|e| anyhow!("the exported blob does not load: {e}"))?;
+    let model =
+        Model::from_bytes(blob).map_err(|e| anyhow!("the exported blob does not load: {e}"))?;
     let classes = data.class_count();
     let mut arena = vec![0u32; model.arena_bytes().div_ceil(4)];
     let arena: &mut [u8] = bytemuck::cast_slice_mut(&mut arena); // 4-byte aligned for f32
@@ -177,15 +217,21 @@ pub fn evaluate(blob: &[u8], data: &Dataset) -> Result<Evaluation> {
         let row = data.row(i);
         let predicted = match model.numeric() {
             Numeric::F32 => {
-                let out = model.run_f32(row, arena).map_err(|e| anyhow!("row {i}: {e}"))?;
+                let out = model
+                    .run_f32(row, arena)
+                    .map_err(|e| anyhow!("row {i}: {e}"))?;
                 inputs.extend(f32_bytes(row));
                 expected.extend(f32_bytes(out));
                 runtime::argmax(out)
             }
             Numeric::Int8 => {
                 let mut q = vec![0i8; row.len()];
-                model.quantize_input(row, &mut q).map_err(|e| anyhow!("row {i}: {e}"))?;
-                let out = model.run_i8(&q, arena).map_err(|e| anyhow!("row {i}: {e}"))?;
+                model
+                    .quantize_input(row, &mut q)
+                    .map_err(|e| anyhow!("row {i}: {e}"))?;
+                let out = model
+                    .run_i8(&q, arena)
+                    .map_err(|e| anyhow!("row {i}: {e}"))?;
                 inputs.extend(i8_bytes(&q));
                 expected.extend(i8_bytes(out));
                 runtime::argmax(out)
@@ -273,14 +319,19 @@ fn blob_report(blob: &[u8], accuracy: f64) -> Result<BlobReport> {
 }
 
 /// Identifies what an export was made from: the spec, the dataset bytes, the
-/// format version and the trainer version.
+/// format version and the trainer's and runtime's source (see `build.rs`).
 pub fn fingerprint(spec_path: &Path, spec: &ModelSpec) -> Result<String> {
     let mut digest = runtime::format::CRC32.digest();
-    digest.update(&std::fs::read(spec_path).with_context(|| format!("reading {}", spec_path.display()))?);
+    digest.update(
+        &std::fs::read(spec_path).with_context(|| format!("reading {}", spec_path.display()))?,
+    );
     let dataset = spec.dataset_path();
-    digest.update(&std::fs::read(&dataset).with_context(|| format!("dataset not found: {}", dataset.display()))?);
+    digest.update(
+        &std::fs::read(&dataset)
+            .with_context(|| format!("dataset not found: {}", dataset.display()))?,
+    );
     digest.update(&format::FORMAT_VERSION.to_le_bytes());
-    digest.update(env!("CARGO_PKG_VERSION").as_bytes());
+    digest.update(env!("TRAINER_SOURCE_FINGERPRINT").as_bytes());
     Ok(format!("{:08x}", digest.finalize()))
 }
 
@@ -294,14 +345,21 @@ pub fn load_split(spec: &ModelSpec) -> Result<(Dataset, Dataset)> {
     let all = data::load_csv(&spec.dataset_path(), &spec.csv_options())?;
     let (train, test) = data::split_stratified(&all, spec.dataset.test_fraction, spec.dataset.seed);
     if train.is_empty() || test.is_empty() {
-        return Err(anyhow!("the dataset is too small to split into train and test"));
+        return Err(anyhow!(
+            "the dataset is too small to split into train and test"
+        ));
     }
     Ok((train, test))
 }
 
 /// Train, quantize, evaluate and write everything for one spec. With
 /// `reuse`, an export whose fingerprint matches is kept as it is.
-pub fn export_spec(spec_path: &Path, out_root: &Path, reuse: bool, progress: bool) -> Result<Report> {
+pub fn export_spec(
+    spec_path: &Path,
+    out_root: &Path,
+    reuse: bool,
+    progress: bool,
+) -> Result<Report> {
     let spec = spec::load_spec(spec_path)?;
     let dir = model_dir(out_root, &spec.name);
     let fingerprint = fingerprint(spec_path, &spec)?;
@@ -320,11 +378,19 @@ pub fn export_spec(spec_path: &Path, out_root: &Path, reuse: bool, progress: boo
     let (train_set, test_set) = load_split(&spec)?;
     let normalization = data::fit_normalization(&train_set);
     let started = Instant::now();
-    let (mlp, history) = train::train(&spec.model, &spec.training, normalization, &train_set, &test_set, progress)?;
+    let (mlp, history) = train::train(
+        &spec.model,
+        &spec.training,
+        normalization,
+        &train_set,
+        &test_set,
+        progress,
+    )?;
     let training_seconds = started.elapsed().as_secs_f64();
 
     let calibration_rows = spec.quantization.calibration_samples.min(train_set.len());
-    let calibration = mlp.normalize(&train_set.features[..calibration_rows * train_set.feature_count]);
+    let calibration =
+        mlp.normalize(&train_set.features[..calibration_rows * train_set.feature_count]);
     let quantized = quantize_mlp(&mlp, &calibration)?;
 
     let f32_model = f32_blob(&mlp)?;
@@ -351,7 +417,12 @@ pub fn export_spec(spec_path: &Path, out_root: &Path, reuse: bool, progress: boo
     write_atomic(&dir.join("f32.vectors"), &f32_eval.vectors)?;
     write_atomic(&dir.join("int8.vectors"), &int8_eval.vectors)?;
     let plots = [
-        plot::loss_curve(&dir.join("loss.png"), &spec.name, &history.train_loss, &history.test_accuracy),
+        plot::loss_curve(
+            &dir.join("loss.png"),
+            &spec.name,
+            &history.train_loss,
+            &history.test_accuracy,
+        ),
         plot::confusion_matrix(
             &dir.join("confusion.png"),
             &format!("{} int8, test split", spec.name),
@@ -365,6 +436,9 @@ pub fn export_spec(spec_path: &Path, out_root: &Path, reuse: bool, progress: boo
         }
     }
     // The report goes last: its presence marks a complete export.
-    write_atomic(&report_path, serde_json::to_string_pretty(&report)?.as_bytes())?;
+    write_atomic(
+        &report_path,
+        serde_json::to_string_pretty(&report)?.as_bytes(),
+    )?;
     Ok(report)
 }

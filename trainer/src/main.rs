@@ -9,7 +9,10 @@ use runtime::Model;
 use trainer::export;
 
 #[derive(Parser)]
-#[command(version, about = "Train, quantize and export models for microcontrollers")]
+#[command(
+    version,
+    about = "Train, quantize and export models for microcontrollers"
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -89,7 +92,12 @@ fn run(cli: Cli) -> Result<()> {
             let spec = trainer::spec::load_spec(&spec)?;
             let (_, test) = export::load_split(&spec)?;
             let eval = export::evaluate(&bytes, &test)?;
-            println!("{}: accuracy {:.2}% on {} test rows", blob.display(), 100.0 * eval.accuracy, test.len());
+            println!(
+                "{}: accuracy {:.2}% on {} test rows",
+                blob.display(),
+                100.0 * eval.accuracy,
+                test.len()
+            );
             println!("confusion (rows = true class, columns = predicted):");
             for (name, row) in test.class_names.iter().zip(&eval.confusion) {
                 let cells: Vec<String> = row.iter().map(|c| format!("{c:4}")).collect();
@@ -98,9 +106,16 @@ fn run(cli: Cli) -> Result<()> {
         }
         Command::Inspect { blob } => {
             let bytes = read_blob(&blob)?;
-            let model = Model::from_bytes(&bytes).map_err(|e| anyhow!("{}: {e}", blob.display()))?;
+            let model =
+                Model::from_bytes(&bytes).map_err(|e| anyhow!("{}: {e}", blob.display()))?;
             let stats = model.stats();
-            println!("{}: {:?} model, {} inputs -> {} outputs", blob.display(), model.numeric(), model.input_len(), model.output_len());
+            println!(
+                "{}: {:?} model, {} inputs -> {} outputs",
+                blob.display(),
+                model.numeric(),
+                model.input_len(),
+                model.output_len()
+            );
             for (i, layer) in model.layers().enumerate() {
                 println!("  {i:2}  {:<14} -> {}", layer.kind, layer.width);
             }

@@ -36,7 +36,12 @@ pub enum QLayer {
     /// Save to a skip slot.
     Save(u8),
     /// Residual add.
-    Add { slot: u8, input: Rescale, skip: Rescale, output_zero_point: i8 },
+    Add {
+        slot: u8,
+        input: Rescale,
+        skip: Rescale,
+        output_zero_point: i8,
+    },
 }
 
 /// An int8 model ready to encode.
@@ -54,13 +59,19 @@ pub struct QuantizedMlp {
 pub fn params_for_range(min: f32, max: f32) -> QuantParams {
     let (min, max) = (f64::from(min.min(0.0)), f64::from(max.max(0.0)));
     let span = max - min;
-    let scale = if span.is_finite() && span > 0.0 { (span / 255.0) as f32 } else { 1.0 };
+    let scale = if span.is_finite() && span > 0.0 {
+        (span / 255.0) as f32
+    } else {
+        1.0
+    };
     let zero_point = libm::round(-128.0 - min / f64::from(scale)).clamp(-128.0, 127.0) as i8;
     QuantParams { scale, zero_point }
 }
 
 fn range(values: &[f32]) -> (f32, f32) {
-    values.iter().fold((0.0f32, 0.0f32), |(lo, hi), &v| (lo.min(v), hi.max(v)))
+    values
+        .iter()
+        .fold((0.0f32, 0.0f32), |(lo, hi), &v| (lo.min(v), hi.max(v)))
 }
 
 fn quantize(value: f64, q: QuantParams) -> i8 {
@@ -72,10 +83,20 @@ fn dequantize(q: i8, p: QuantParams) -> f64 {
 }
 
 fn rescale_to(from: QuantParams, to: QuantParams) -> Result<Rescale> {
-    let Some((multiplier, shift)) = quantize_multiplier(f64::from(from.scale) / f64::from(to.scale)) else {
-        bail!("scale ratio {} / {} cannot be represented", from.scale, to.scale);
+    let Some((multiplier, shift)) =
+        quantize_multiplier(f64::from(from.scale) / f64::from(to.scale))
+    else {
+        bail!(
+            "scale ratio {} / {} cannot be represented",
+            from.scale,
+            to.scale
+        );
     };
-    Ok(Rescale { zero_point: from.zero_point, multiplier, shift })
+    Ok(Rescale {
+        zero_point: from.zero_point,
+        multiplier,
+        shift,
+    })
 }
 
 fn activation(op: &LayerSpec, x: f64) -> f64 {
@@ -114,20 +135,30 @@ pub fn quantize_mlp(mlp: &Mlp, calibration: &[f32]) -> Result<QuantizedMlp> {
             params_for_range(lo, hi)
         };
         match layer {
-            Layer::Dense { inputs, outputs, weights, bias } => {
+            Layer::Dense {
+                inputs,
+                outputs,
+                weights,
+                bias,
+            } => {
                 let out = observed(if followed_by_relu { i + 1 } else { i });
                 let mut qw = Vec::with_capacity(weights.len());
                 let (mut qb, mut mult, mut shift) = (Vec::new(), Vec::new(), Vec::new());
                 for (row, &b) in weights.chunks_exact(*inputs).zip(bias) {
                     let amax = row.iter().fold(0.0f32, |m, &w| m.max(w.abs()));
-                    let w_scale = if amax > 0.0 { f64::from(amax) / 127.0 } else { 1.0 };
+                    let w_scale = if amax > 0.0 {
+                        f64::from(amax) / 127.0
+                    } else {
+                        1.0
+                    };
                     let row_q: Vec<i8> = row
                         .iter()
                         .map(|&w| libm::round(f64::from(w) / w_scale).clamp(-127.0, 127.0) as i8)
                         .collect();
                     let acc_scale = f64::from(current.scale) * w_scale;
                     let sum_w: i64 = row_q.iter().map(|&w| i64::from(w)).sum();
-                    let folded = libm::round(f64::from(b) / acc_scale) as i64 - i64::from(current.zero_point) * sum_w;
+                    let folded = libm::round(f64::from(b) / acc_scale) as i64
+                        - i64::from(current.zero_point) * sum_w;
                     qb.push(folded.clamp(i64::from(i32::MIN), i64::from(i32::MAX)) as i32);
                     let Some((m, s)) = quantize_multiplier(acc_scale / f64::from(out.scale)) else {
                         bail!("layer {i}: requantization ratio out of range");
@@ -149,17 +180,25 @@ pub fn quantize_mlp(mlp: &Mlp, calibration: &[f32]) -> Result<QuantizedMlp> {
             }
             Layer::Op(LayerSpec::Softmax) => {
                 let table = (0..256)
-                    .map(|d| libm::round(32768.0 * libm::exp(-f64::from(current.scale) * d as f64)) as u16)
+                    .map(|d| {
+                        libm::round(32768.0 * libm::exp(-f64::from(current.scale) * d as f64))
+                            as u16
+                    })
                     .collect();
                 layers.push(QLayer::Softmax(table));
-                current = QuantParams { scale: 1.0 / 256.0, zero_point: -128 };
+                current = QuantParams {
+                    scale: 1.0 / 256.0,
+                    zero_point: -128,
+                };
             }
             Layer::Op(LayerSpec::Save { slot }) => {
                 slots[*slot as usize] = Some(current);
                 layers.push(QLayer::Save(*slot));
             }
             Layer::Op(LayerSpec::Add { slot }) => {
-                let Some(saved) = slots[*slot as usize] else { bail!("layer {i}: add {slot} before save {slot}") };
+                let Some(saved) = slots[*slot as usize] else {
+                    bail!("layer {i}: add {slot} before save {slot}")
+                };
                 let out = observed(i);
                 layers.push(QLayer::Add {
                     slot: *slot,
@@ -169,12 +208,18 @@ pub fn quantize_mlp(mlp: &Mlp, calibration: &[f32]) -> Result<QuantizedMlp> {
                 });
                 current = out;
             }
-            Layer::Op(LayerSpec::Dense { .. }) => bail!("layer {i}: dense layer without parameters"),
+            Layer::Op(LayerSpec::Dense { .. }) => {
+                bail!("layer {i}: dense layer without parameters")
+            }
             Layer::Op(op) => {
                 // ReLU after a dense layer keeps the dense output's parameters
                 // (already calibrated on the ReLU's range).
                 let prev_is_dense = i > 0 && matches!(mlp.layers[i - 1], Layer::Dense { .. });
-                let out = if matches!(op, LayerSpec::Relu) && prev_is_dense { current } else { observed(i) };
+                let out = if matches!(op, LayerSpec::Relu) && prev_is_dense {
+                    current
+                } else {
+                    observed(i)
+                };
                 let table = (-128i32..=127)
                     .map(|q| quantize(activation(op, dequantize(q as i8, current)), out))
                     .collect();
@@ -183,5 +228,9 @@ pub fn quantize_mlp(mlp: &Mlp, calibration: &[f32]) -> Result<QuantizedMlp> {
             }
         }
     }
-    Ok(QuantizedMlp { input_quant, output_quant: current, layers })
+    Ok(QuantizedMlp {
+        input_quant,
+        output_quant: current,
+        layers,
+    })
 }

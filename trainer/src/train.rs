@@ -20,7 +20,12 @@ use crate::spec::{LayerSpec, OptimizerSpec, TrainingSpec};
 #[derive(Debug, Clone)]
 pub enum Layer {
     /// `y = W x + b`; `weights` is `outputs x inputs` row-major.
-    Dense { inputs: usize, outputs: usize, weights: Vec<f32>, bias: Vec<f32> },
+    Dense {
+        inputs: usize,
+        outputs: usize,
+        weights: Vec<f32>,
+        bias: Vec<f32>,
+    },
     /// Any non-parametric layer, as in the spec.
     Op(LayerSpec),
 }
@@ -71,7 +76,9 @@ fn forward_nodes(
     let mut slots: [Option<Tensor>; runtime::format::MAX_SKIP_SLOTS] = Default::default();
     for (i, node) in nodes.iter().enumerate() {
         x = match node {
-            Node::Dense { weights, bias } => x.matmul(&weights.as_tensor().t()?)?.broadcast_add(bias.as_tensor())?,
+            Node::Dense { weights, bias } => x
+                .matmul(&weights.as_tensor().t()?)?
+                .broadcast_add(bias.as_tensor())?,
             Node::Op(op) => match op {
                 LayerSpec::Dense { .. } => candle_core::bail!("dense layer without parameters"),
                 LayerSpec::Relu => x.relu()?,
@@ -104,8 +111,17 @@ impl Mlp {
             .iter()
             .map(|l| {
                 Ok(match l {
-                    Layer::Dense { inputs, outputs, weights, bias } => Node::Dense {
-                        weights: Var::from_tensor(&Tensor::from_slice(weights, (*outputs, *inputs), &Device::Cpu)?)?,
+                    Layer::Dense {
+                        inputs,
+                        outputs,
+                        weights,
+                        bias,
+                    } => Node::Dense {
+                        weights: Var::from_tensor(&Tensor::from_slice(
+                            weights,
+                            (*outputs, *inputs),
+                            &Device::Cpu,
+                        )?)?,
                         bias: Var::from_tensor(&Tensor::from_slice(bias, *outputs, &Device::Cpu)?)?,
                     },
                     Layer::Op(op) => Node::Op(op.clone()),
@@ -117,7 +133,10 @@ impl Mlp {
     /// Normalize raw rows (`rows x input_len`, row-major) as the runtime does.
     pub fn normalize(&self, raw: &[f32]) -> Vec<f32> {
         let mut out = vec![0.0; raw.len()];
-        for (src, dst) in raw.chunks_exact(self.input_len).zip(out.chunks_exact_mut(self.input_len)) {
+        for (src, dst) in raw
+            .chunks_exact(self.input_len)
+            .zip(out.chunks_exact_mut(self.input_len))
+        {
             self.normalization.apply(src, dst);
         }
         out
@@ -138,7 +157,10 @@ impl Mlp {
         let x = Tensor::from_slice(normalized, (rows, self.input_len), &Device::Cpu)?;
         let mut trace = Vec::new();
         forward_nodes(&self.nodes()?, &x, false, Some(&mut trace))?;
-        trace.iter().map(|t| Ok(t.flatten_all()?.to_vec1::<f32>()?)).collect()
+        trace
+            .iter()
+            .map(|t| Ok(t.flatten_all()?.to_vec1::<f32>()?))
+            .collect()
     }
 
     /// Output width.
@@ -166,7 +188,11 @@ impl SgdMomentum {
                 Ok((v, zeros))
             })
             .collect::<Result<_>>()?;
-        Ok(Self { vars, learning_rate, momentum })
+        Ok(Self {
+            vars,
+            learning_rate,
+            momentum,
+        })
     }
 
     fn backward_step(&mut self, loss: &Tensor) -> Result<()> {
@@ -234,7 +260,9 @@ pub fn train(
     for layer in layers {
         if let LayerSpec::Dense { units } = layer {
             let bound = (6.0 / width as f32).sqrt();
-            let w: Vec<f32> = (0..units * width).map(|_| rng.random_range(-bound..bound)).collect();
+            let w: Vec<f32> = (0..units * width)
+                .map(|_| rng.random_range(-bound..bound))
+                .collect();
             let weights = Var::from_tensor(&Tensor::from_vec(w, (*units, width), &device)?)?;
             let bias = Var::from_tensor(&Tensor::zeros(*units, DType::F32, &device)?)?;
             vars.push(weights.clone());
@@ -248,16 +276,25 @@ pub fn train(
     let mut optimizer = match training.optimizer {
         OptimizerSpec::Adam { learning_rate } => Opt::Adam(AdamW::new(
             vars.clone(),
-            ParamsAdamW { lr: learning_rate, weight_decay: 0.0, ..Default::default() },
+            ParamsAdamW {
+                lr: learning_rate,
+                weight_decay: 0.0,
+                ..Default::default()
+            },
         )?),
-        OptimizerSpec::Sgd { learning_rate, momentum } => {
-            Opt::Sgd(SgdMomentum::new(vars.clone(), learning_rate, momentum)?)
-        }
+        OptimizerSpec::Sgd {
+            learning_rate,
+            momentum,
+        } => Opt::Sgd(SgdMomentum::new(vars.clone(), learning_rate, momentum)?),
     };
 
     let normalize = |d: &Dataset| -> Vec<f32> {
         let mut out = vec![0.0; d.features.len()];
-        for (src, dst) in d.features.chunks_exact(input_len).zip(out.chunks_exact_mut(input_len)) {
+        for (src, dst) in d
+            .features
+            .chunks_exact(input_len)
+            .zip(out.chunks_exact_mut(input_len))
+        {
             normalization.apply(src, dst);
         }
         out
@@ -265,7 +302,11 @@ pub fn train(
     let train_x = normalize(train);
     let test_x = Tensor::from_vec(normalize(test), (test.len(), input_len), &device)?;
 
-    let bar = if progress { ProgressBar::new(training.epochs as u64) } else { ProgressBar::hidden() };
+    let bar = if progress {
+        ProgressBar::new(training.epochs as u64)
+    } else {
+        ProgressBar::hidden()
+    };
     bar.set_style(
         ProgressStyle::with_template("  training {bar:30} {pos}/{len} epochs  {msg}")
             .context("progress template")?,
@@ -291,7 +332,11 @@ pub fn train(
             batches += 1;
         }
         let test_out = forward_nodes(&nodes, &test_x, false, None)?;
-        let acc = accuracy(&test_out.flatten_all()?.to_vec1::<f32>()?, classes, &test.labels);
+        let acc = accuracy(
+            &test_out.flatten_all()?.to_vec1::<f32>()?,
+            classes,
+            &test.labels,
+        );
         let mean_loss = loss_sum / batches.max(1) as f32;
         history.train_loss.push(mean_loss);
         history.test_accuracy.push(acc);
@@ -318,5 +363,12 @@ pub fn train(
             Node::Op(op) => Layer::Op(op.clone()),
         });
     }
-    Ok((Mlp { input_len, layers: out_layers, normalization }, history))
+    Ok((
+        Mlp {
+            input_len,
+            layers: out_layers,
+            normalization,
+        },
+        history,
+    ))
 }

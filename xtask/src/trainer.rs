@@ -50,30 +50,13 @@ pub fn specs() -> Result<Vec<PathBuf>> {
     Ok(specs)
 }
 
-/// The model name of a spec: its top-level `name = "..."`, else the file stem.
+/// The model name of a spec: its top-level `name`, else the file stem.
 pub fn spec_name(spec: &Path) -> String {
-    let text = fs::read_to_string(spec).unwrap_or_default();
-    for line in text.lines() {
-        let line = line.trim();
-        if line.starts_with('[') {
-            break;
-        }
-        if let Some(rest) = line.strip_prefix("name") {
-            if let Some(value) = rest.trim_start().strip_prefix('=') {
-                let value = value
-                    .split('#')
-                    .next()
-                    .unwrap_or("")
-                    .trim()
-                    .trim_matches('"');
-                if !value.is_empty() {
-                    return value.to_string();
-                }
-            }
-        }
-    }
-    spec.file_stem()
-        .map(|s| s.to_string_lossy().into_owned())
+    fs::read_to_string(spec)
+        .ok()
+        .and_then(|text| text.parse::<toml::Table>().ok())
+        .and_then(|t| t.get("name").and_then(|n| n.as_str()).map(str::to_string))
+        .or_else(|| spec.file_stem().map(|s| s.to_string_lossy().into_owned()))
         .unwrap_or_default()
 }
 
