@@ -70,6 +70,16 @@ fn run() -> Result<(), String> {
     let write = |name: &str, bytes: &[u8]| {
         fs::write(out.join(name), bytes).map_err(|e| format!("firmware: cannot write {name}: {e}"))
     };
+    // A real board brings its own memory map; the QEMU boards use the built-in ones.
+    println!("cargo:rerun-if-env-changed=FW_MEMORY_X");
+    let memory_x = match env::var_os("FW_MEMORY_X") {
+        Some(path) => {
+            println!("cargo:rerun-if-changed={}", PathBuf::from(&path).display());
+            fs::read_to_string(&path)
+                .map_err(|e| format!("firmware: cannot read FW_MEMORY_X={}: {e}", PathBuf::from(&path).display()))?
+        }
+        None => memory_x.to_string(),
+    };
     write("memory.x", memory_x.as_bytes())?;
     write("model.bin", &model_bytes)?;
     write("vectors.bin", &vector_bytes)?;

@@ -3,42 +3,13 @@
 
 use std::sync::OnceLock;
 
-use runtime::format::{self, Envelope, LayerDef, ModelHeader, FORMAT_VERSION, MAGIC};
+use runtime::format::{LayerDef, ModelHeader, FORMAT_VERSION};
 use runtime::{Arena, Error, Model};
-use tests::{spec, train, Trained};
+use tests::{open, seal_raw, spec, train, Trained};
 
 fn trained() -> &'static Trained {
     static TRAINED: OnceLock<Trained> = OnceLock::new();
     TRAINED.get_or_init(|| train(&spec("iris-mlp.toml", 20)))
-}
-
-/// Re-seal a (possibly inconsistent) header and layers without validating,
-/// as a hostile or buggy writer would.
-fn seal_raw(header: &ModelHeader, layers: &[LayerDef]) -> Vec<u8> {
-    let mut payload = postcard::to_stdvec(header).unwrap();
-    for l in layers {
-        payload.extend(postcard::to_stdvec(l).unwrap());
-    }
-    let envelope = Envelope {
-        magic: MAGIC,
-        version: FORMAT_VERSION,
-        crc: format::checksum(&payload),
-        payload: &payload,
-    };
-    postcard::to_stdvec(&envelope).unwrap()
-}
-
-/// Decode a valid blob into its header and layers (the test's own parser).
-fn open(blob: &[u8]) -> (ModelHeader<'_>, Vec<LayerDef<'_>>) {
-    let envelope: Envelope = postcard::from_bytes(blob).unwrap();
-    let (header, mut rest) = postcard::take_from_bytes::<ModelHeader>(envelope.payload).unwrap();
-    let mut layers = Vec::new();
-    while !rest.is_empty() {
-        let (l, tail) = postcard::take_from_bytes::<LayerDef>(rest).unwrap();
-        layers.push(l);
-        rest = tail;
-    }
-    (header, layers)
 }
 
 #[test]

@@ -8,6 +8,7 @@
 
 mod bench;
 mod chip;
+mod fuzz;
 mod qemu;
 mod report;
 mod synth;
@@ -39,6 +40,12 @@ enum Command {
     Test,
     /// Instruction counts of the demo models and synthetic dense layers.
     Bench,
+    /// Fuzz the model loader (cargo-fuzz) for N seconds per target.
+    Fuzz {
+        /// Seconds per target.
+        #[arg(long, default_value_t = 60)]
+        seconds: u64,
+    },
     /// Run one model blob and its vectors on one core and print the result.
     Run {
         /// m4 (mps2-an386) or m0 (microbit).
@@ -65,6 +72,7 @@ fn main() -> ExitCode {
         Command::Demo { no_export } => report::demo(!no_export),
         Command::Test => report::test(),
         Command::Bench => bench::bench(),
+        Command::Fuzz { seconds } => fuzz::fuzz(seconds),
         Command::Run {
             core,
             model,

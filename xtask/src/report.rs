@@ -136,10 +136,27 @@ pub fn demo(export: bool) -> Result<bool> {
 }
 
 /// Print one parity line and count it.
+/// Peak stack any model may use: half of the smallest target's RAM (the
+/// Cortex-M0 micro:bit's 16 KiB), so that arena, recurrent state, statics and
+/// the application keep the other half. Measured by painting the stack in the
+/// firmware; the figure includes the firmware's own frames (formatting,
+/// semihosting), not only the runtime's.
+pub const STACK_BUDGET_BYTES: u64 = 8 * 1024;
+
 fn tally(label: &str, run: Result<ChipRun>, passed: &mut usize, failed: &mut usize) {
     match run {
+        Ok(r) if r.mismatches == 0 && r.vectors > 0 && r.stack_bytes > STACK_BUDGET_BYTES => {
+            println!(
+                "{label}: {}/{} bit-identical, but peak stack {} B is over the {} B budget FAILED",
+                r.identical, r.vectors, r.stack_bytes, STACK_BUDGET_BYTES
+            );
+            *failed += 1;
+        }
         Ok(r) if r.mismatches == 0 && r.vectors > 0 => {
-            println!("{label}: {}/{} bit-identical", r.identical, r.vectors);
+            println!(
+                "{label}: {}/{} bit-identical, stack {} B (budget {} B)",
+                r.identical, r.vectors, r.stack_bytes, STACK_BUDGET_BYTES
+            );
             *passed += 1;
         }
         Ok(r) => {
