@@ -1,0 +1,189 @@
+//! The trainer binary on bad input: one clear `error:` line, a failure exit
+//! code, and no model files (or temporary files) left behind.
+
+use std::path::Path;
+use std::process::Command;
+
+struct Outcome {
+    code: Option<i32>,
+    stderr: String,
+}
+
+fn train(dir: &Path, spec: &str, csv: &str) -> Outcome {
+    std::fs::write(dir.join("data.csv"), csv).unwrap();
+    std::fs::write(dir.join("spec.toml"), spec).unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_trainer"))
+        .args(["train", "spec.toml", "--out", "exported"])
+        .current_dir(dir)
+        .output()
+        .unwrap();
+    Outcome {
+        code: out.status.code(),
+        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+    }
+}
+
+fn spec(layers: &str, label_column: &str) -> String {
+    format!(
+        r#"name = "t"
+[dataset]
+path = "data.csv"
+label_column = {label_column}
+test_fraction = 0.5
+seed = 1
+[model]
+layers = {layers}
+[training]
+optimizer = {{ kind = "adam", learning_rate = 0.01 }}
+epochs = 2
+batch_size = 4
+seed = 1
+"#
+    )
+}
+
+const GOOD_CSV: &str = "1,2,0\n2,1,1\n1,3,0\n3,1,1\n1,4,0\n4,1,1\n";
+
+fn assert_one_error_line(o: &Outcome, needle: &str, dir: &Path) {
+    assert_eq!(o.code, Some(1), "stderr: {}", o.stderr);
+    let lines: Vec<&str> = o.stderr.lines().collect();
+    assert_eq!(lines.len(), 1, "exactly one line: {:?}", o.stderr);
+    assert!(lines[0].starts_with("error: "), "{}", lines[0]);
+    assert!(
+        lines[0].contains(needle),
+        "{:?} does not mention {needle:?}",
+        lines[0]
+    );
+    assert!(!dir.join("exported/t/f32.bin").exists(), "no model written");
+    let leftovers: Vec<_> = walk(&dir.join("exported"))
+        .into_iter()
+        .filter(|p| p.ends_with(".tmp"))
+        .collect();
+    assert!(leftovers.is_empty(), "{leftovers:?}");
+}
+
+fn walk(dir: &Path) -> Vec<String> {
+    let mut out = Vec::new();
+    for e in std::fs::read_dir(dir).into_iter().flatten().flatten() {
+        if e.path().is_dir() {
+            out.extend(walk(&e.path()));
+        } else {
+            out.push(e.path().display().to_string());
+        }
+    }
+    out
+}
+
+#[test]
+fn good_input_trains_and_exports() {
+    let dir = tempfile::tempdir().unwrap();
+    let o = train(
+        dir.path(),
+        &spec(r#"["dense 4", "relu", "dense 2", "softmax"]"#, "\"last\""),
+        GOOD_CSV,
+    );
+    assert_eq!(o.code, Some(0), "{}", o.stderr);
+    for f in [
+        "f32.bin",
+        "int8.bin",
+        "f32.vectors",
+        "int8.vectors",
+        "report.json",
+    ] {
+        assert!(dir.path().join("exported/t").join(f).is_file(), "{f}");
+    }
+}
+
+#[test]
+fn unknown_layer() {
+    let dir = tempfile::tempdir().unwrap();
+    let o = train(
+        dir.path(),
+        &spec(r#"["dense 4", "relu", "densse 2"]"#, "\"last\""),
+        GOOD_CSV,
+    );
+    assert_one_error_line(&o, "densse", dir.path());
+}
+
+#[test]
+fn impossible_shapes() {
+    let dir = tempfile::tempdir().unwrap();
+    let o = train(
+        dir.path(),
+        &spec(r#"["dense 4", "relu", "dense 7", "softmax"]"#, "\"last\""),
+        GOOD_CSV,
+    );
+    assert_one_error_line(&o, "2 classes", dir.path());
+}
+
+#[test]
+fn empty_dataset() {
+    let dir = tempfile::tempdir().unwrap();
+    let o = train(
+        dir.path(),
+        &spec(r#"["dense 2", "softmax"]"#, "\"last\""),
+        "",
+    );
+    assert_one_error_line(&o, "no data rows", dir.path());
+}
+
+#[test]
+fn label_column_out_of_range() {
+    let dir = tempfile::tempdir().unwrap();
+    let o = train(
+        dir.path(),
+        &spec(r#"["dense 2", "softmax"]"#, "7"),
+        GOOD_CSV,
+    );
+    assert_one_error_line(&o, "label column 7 is out of range", dir.path());
+}
+
+#[test]
+fn missing_dataset() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("spec.toml"),
+        spec(r#"["dense 2", "softmax"]"#, "\"last\""),
+    )
+    .unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_trainer"))
+        .args(["train", "spec.toml", "--out", "exported"])
+        .current_dir(dir.path())
+        .output()
+        .unwrap();
+    let o = Outcome {
+        code: out.status.code(),
+        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+    };
+    assert_one_error_line(&o, "dataset not found", dir.path());
+}
+
+#[test]
+fn malformed_row_names_its_line() {
+    let dir = tempfile::tempdir().unwrap();
+    let o = train(
+        dir.path(),
+        &spec(r#"["dense 2", "softmax"]"#, "\"last\""),
+        "1,2,0\n2,1,1\n1,x,0\n",
+    );
+    assert_one_error_line(&o, "line 3", dir.path());
+}
+
+#[test]
+fn a_failed_write_leaves_no_half_written_model() {
+    let dir = tempfile::tempdir().unwrap();
+    // The report's path is taken by a folder: the export fails at its last write.
+    std::fs::create_dir_all(dir.path().join("exported/t/report.json")).unwrap();
+    let o = train(
+        dir.path(),
+        &spec(r#"["dense 4", "relu", "dense 2", "softmax"]"#, "\"last\""),
+        GOOD_CSV,
+    );
+    assert_eq!(o.code, Some(1));
+    assert!(o.stderr.starts_with("error: "), "{}", o.stderr);
+    let leftovers: Vec<_> = walk(&dir.path().join("exported"))
+        .into_iter()
+        .filter(|p| p.ends_with(".tmp"))
+        .collect();
+    assert!(leftovers.is_empty(), "{leftovers:?}");
+}
