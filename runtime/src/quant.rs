@@ -10,6 +10,15 @@
 #[inline]
 pub fn rescale(value: i32, multiplier: i32, shift: u8) -> i32 {
     let product = i64::from(value) * i64::from(multiplier);
+    if shift >= 33 {
+        // Same result with 32-bit arithmetic on the product's high word: the
+        // rounding constant 2^(shift-1) lies wholly in the high word, and the
+        // low word cannot change floor(.. / 2^shift). |high| < 2^30, so
+        // neither the add nor the result can overflow. This is the usual case
+        // (scale ratios below 1/2) and saves the 64-bit shifts and clamp.
+        let high = (product >> 32) as i32;
+        return (high + (1 << (shift - 33))) >> (shift - 32);
+    }
     let half = 1i64.wrapping_shl(u32::from(shift).wrapping_sub(1));
     let rounded = product.wrapping_add(half).wrapping_shr(u32::from(shift));
     rounded.clamp(i64::from(i32::MIN), i64::from(i32::MAX)) as i32
@@ -68,6 +77,36 @@ mod tests {
         assert_eq!(quantize_multiplier(0.0), Some((0, 1)));
         assert_eq!(quantize_multiplier(-1.0), None);
         assert_eq!(quantize_multiplier(f64::NAN), None);
+    }
+
+    /// The 64-bit definition that `rescale` must equal for every shift.
+    fn rescale_reference(value: i32, multiplier: i32, shift: u8) -> i32 {
+        let product = i64::from(value) * i64::from(multiplier);
+        let rounded = (product + (1i64 << (shift - 1))) >> shift;
+        rounded.clamp(i64::from(i32::MIN), i64::from(i32::MAX)) as i32
+    }
+
+    #[test]
+    fn rescale_equals_its_64_bit_definition() {
+        let mut state = 0x2545_f491_4f6c_dd1du64;
+        let mut next = || {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            state
+        };
+        for _ in 0..1_000_000 {
+            let r = next();
+            let value = match r % 4 {
+                0 => i32::MIN,
+                1 => i32::MAX,
+                _ => r as i32 >> (r >> 59),
+            };
+            let multiplier = (1 << 30) | ((r >> 32) as i32 & 0x3fff_ffff);
+            let shift = 1 + (next() % 62) as u8;
+            assert_eq!(rescale(value, multiplier, shift), rescale_reference(value, multiplier, shift), "{value} {multiplier} {shift}");
+            assert_eq!(rescale(value, 0, shift), 0);
+        }
     }
 
     #[test]

@@ -43,6 +43,9 @@ struct DemoModel {
     host_int8_accuracy: Option<f64>,
     test_samples: Option<u64>,
     runs: Vec<ChipRun>,
+    /// Classical kinds: the metric computed from the chip's outputs (see `classical.rs`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    chip_metric: Option<serde_json::Value>,
 }
 
 fn pct(x: Option<f64>) -> String {
@@ -62,7 +65,7 @@ pub fn demo(export: bool) -> Result<bool> {
     for model in &models {
         let report = model.report();
         let mut runs = Vec::new();
-        for (numeric, core) in RUNS {
+        for (numeric, core) in model.runs() {
             runs.push(
                 run_exported(model, numeric, core)
                     .with_context(|| format!("{} {numeric} on {}", model.name, core.name()))?,
@@ -73,6 +76,7 @@ pub fn demo(export: bool) -> Result<bool> {
             host_f32_accuracy: report["f32_accuracy"].as_f64(),
             host_int8_accuracy: report["int8_accuracy"].as_f64(),
             test_samples: report["test_samples"].as_u64(),
+            chip_metric: crate::classical::chip_metric(&report, &runs),
             runs,
         };
         println!(
@@ -126,6 +130,9 @@ pub fn demo(export: bool) -> Result<bool> {
                 println!("  first mismatch: {m}");
                 ok = false;
             }
+        }
+        if let Some(line) = crate::classical::describe(&report, demo.chip_metric.as_ref()) {
+            println!("{line}");
         }
         all.push(demo);
     }
@@ -202,23 +209,24 @@ pub fn test() -> Result<bool> {
             failed += 1;
         }
         (Ok(()), Ok(models)) => {
-            // Synthetic layers first: odd rows and a column tail exercise every kernel path.
-            for (numeric, core) in [
-                (Numeric::F32, Core::M4),
-                (Numeric::Int8, Core::M4),
-                (Numeric::Int8, Core::M0),
-            ] {
-                let label = format!(
-                    "qemu parity dense-33x30 {} {}",
-                    chip::numeric_name(numeric),
-                    core.name()
-                );
-                let run = synth::dense(&root.join("target/xtask/synthetic"), numeric, 33, 30)
-                    .and_then(|s| chip::run_on_chip(core, &s.model, &s.vectors));
-                tally(&label, run, &mut passed, &mut failed);
+            // Synthetic layers first: row counts of 3k+1 and 3k+2 and column
+            // tails of 2 and 3 exercise every path of the DSP kernel (three
+            // rows per pass, then the rest; four columns per step, then the rest).
+            let runs = [(Numeric::F32, Core::M4), (Numeric::Int8, Core::M4), (Numeric::Int8, Core::M0)];
+            for (rows, cols) in [(34, 30), (35, 31)] {
+                for (numeric, core) in runs {
+                    let label = format!(
+                        "qemu parity dense-{rows}x{cols} {} {}",
+                        chip::numeric_name(numeric),
+                        core.name()
+                    );
+                    let run = synth::dense(&root.join("target/xtask/synthetic"), numeric, rows, cols)
+                        .and_then(|s| chip::run_on_chip(core, &s.model, &s.vectors));
+                    tally(&label, run, &mut passed, &mut failed);
+                }
             }
             for model in &models {
-                for (numeric, core) in RUNS {
+                for (numeric, core) in model.runs() {
                     let label = format!("qemu parity {} {numeric} {}", model.name, core.name());
                     tally(
                         &label,
