@@ -2,12 +2,13 @@
 //! clarity and used on every target; faster architecture-specific kernels live
 //! beside it and are selected at compile time.
 
+pub mod blocked;
 pub mod generic;
 
 #[cfg(all(feature = "arm-dsp", target_arch = "arm"))]
 pub mod arm_dsp;
 
-pub use generic::dense_f32;
+pub use blocked::dense_f32;
 
 #[cfg(all(feature = "arm-dsp", target_arch = "arm"))]
 pub use arm_dsp::dense_i8;
