@@ -79,6 +79,20 @@ pub enum Error {
     },
     /// The caller's arena is not 4-byte aligned (use [`Arena`](crate::Arena)).
     ArenaMisaligned,
+    /// An isolation-forest node is invalid: a child index not after the node
+    /// or beyond its tree, a split feature beyond the input width, or a
+    /// non-finite value; or the trees' first-node indices are not increasing.
+    BadTreeNode {
+        /// Index of the layer.
+        layer: u32,
+        /// Index of the node in the layer's flat arrays (or of the tree, for a bad root).
+        node: u32,
+    },
+    /// A layer parameter is out of its valid range (for example a NaN threshold).
+    BadParameter {
+        /// Index of the layer.
+        layer: u32,
+    },
     /// The input slice has the wrong number of elements.
     WrongInputLength {
         /// Elements the model takes.
@@ -125,6 +139,10 @@ impl fmt::Display for Error {
                 write!(f, "arena too small: model needs {needed} bytes, given {given}")
             }
             Error::ArenaMisaligned => write!(f, "arena is not 4-byte aligned"),
+            Error::BadTreeNode { layer, node } => {
+                write!(f, "invalid isolation-forest node {node} at layer {layer}")
+            }
+            Error::BadParameter { layer } => write!(f, "parameter out of range at layer {layer}"),
             Error::WrongInputLength { expected, given } => {
                 write!(f, "wrong input length: model takes {expected} values, given {given}")
             }

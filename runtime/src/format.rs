@@ -23,6 +23,10 @@
 //! old runtime never misreads a new blob. New layer kinds are appended to
 //! [`LayerDef`] (postcard tags enum variants by index), which also bumps the version.
 //!
+//! Version 2 added the classical layers: [`LayerDef::NearestCentroidF32`],
+//! [`LayerDef::SquaredErrorF32`], [`LayerDef::IsolationForestF32`] and
+//! [`LayerDef::ThresholdF32`].
+//!
 //! # Numeric paths
 //! A model is either all-f32 or all-int8 ([`Numeric`]). int8 layers follow the
 //! usual affine scheme `real = scale * (q - zero_point)`: weights are symmetric
@@ -36,7 +40,7 @@ use serde::{Deserialize, Serialize};
 /// First four bytes of every blob.
 pub const MAGIC: [u8; 4] = *b"MCUN";
 /// The payload version this runtime reads and the trainer writes.
-pub const FORMAT_VERSION: u16 = 1;
+pub const FORMAT_VERSION: u16 = 2;
 /// Most layers a model may have.
 pub const MAX_LAYERS: usize = 32;
 /// Most skip slots (saved activations for residual connections) a model may use.
@@ -207,6 +211,54 @@ pub enum LayerDef<'a> {
         skip: Rescale,
         /// Zero point of the result.
         output_zero_point: i8,
+    },
+    /// Nearest centroid (k-means, hierarchical clustering): output
+    /// `[index of the nearest centroid as f32, its squared Euclidean distance]`.
+    /// Ties go to the lowest index. See [`crate::kernels::classical`].
+    NearestCentroidF32 {
+        /// Input width (dimension of each centroid).
+        dim: u32,
+        /// Number of centroids, at least 1 and below 2^24 (exact as f32).
+        k: u32,
+        /// `k * dim` f32, row-major (one centroid per row).
+        #[serde(borrow)]
+        centroids: &'a [u8],
+    },
+    /// Reconstruction error: output `[sum((x - saved[slot])^2) / n]`, the
+    /// mean squared difference between the current tensor and the one saved
+    /// in `slot` (which must have the same width). PCA and autoencoders end with it.
+    SquaredErrorF32 {
+        /// Slot saved earlier with [`LayerDef::SaveSkip`].
+        slot: u8,
+    },
+    /// Isolation forest: output `[2^(-E[h(x)] / c(sample_size))]`, the
+    /// standard anomaly score (near 1: anomalous, well below 0.5: normal).
+    ///
+    /// Nodes of all trees are stored in one flat array of 10-byte records,
+    /// tree after tree; tree `t` holds nodes `roots[t] .. roots[t + 1]` (the
+    /// last tree ends at the node count) and starts at its first node. A node
+    /// is, little-endian: `feature: u16, left: u16, right: u16, value: f32`.
+    /// `feature == 0xFFFF` marks a leaf, whose `value` is its whole path
+    /// length `depth + c(leaf size)` (children unused, written 0); otherwise
+    /// `x[feature] < value` goes to `left`, else (NaN too) to `right`. Child
+    /// indices are relative to the tree's first node and strictly greater than
+    /// the parent's, so a walk ends at a leaf within the tree's node count.
+    IsolationForestF32 {
+        /// Input width; every split feature is below it.
+        inputs: u32,
+        /// Rows each tree was grown on (`n` of `c(n)`), at least 2.
+        sample_size: u32,
+        /// One u32 (LE) per tree: the index of its first node.
+        #[serde(borrow)]
+        roots: &'a [u8],
+        /// 10 bytes per node, as above.
+        #[serde(borrow)]
+        nodes: &'a [u8],
+    },
+    /// Decision on a one-value score: output `[score, 1.0 if score > value else 0.0]`.
+    ThresholdF32 {
+        /// Threshold, chosen on training data; not NaN.
+        value: f32,
     },
 }
 

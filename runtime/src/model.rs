@@ -15,7 +15,20 @@
 //!    `[2^30, 2^31)` or 0, shifts in `1..=62`, tables of the right size, softmax
 //!    table entry 0 non-zero);
 //! 5. every residual add reads a slot saved earlier with the same width;
-//! 6. the declared arena size equals what the layers need.
+//! 6. the declared arena size equals what the layers need;
+//! 7. classical layers: a nearest-centroid layer has `1..2^24` centroids of
+//!    the input width; a squared-error layer reads a slot saved with the
+//!    current width; an isolation forest's trees tile its node arrays, every
+//!    split feature is below the input width, every value is finite, and every
+//!    child index is after its parent and inside its tree
+//!    ([`Error::BadTreeNode`] otherwise), so a walk always ends at a leaf; a
+//!    threshold follows a one-value score and is not NaN.
+//!
+//! 8. recurrent layers ([`sequence`]): input width chains, every parameter
+//!    array has its exact length, multipliers are valid, the output rescale
+//!    reads a zero-point-0 Q15 state; after the last recurrent layer only
+//!    dense, activation, table and softmax layers follow, and recurrent
+//!    models use no skip slots.
 //!
 //! After that, running the model only checks the caller's buffers (input
 //! length, arena size and alignment) and never panics: every index into the
@@ -34,6 +47,7 @@ use crate::format::{
     Activation, Envelope, LayerDef, ModelHeader, Numeric, QuantParams, Rescale, FORMAT_VERSION,
     MAGIC, MAX_LAYERS, MAX_SKIP_SLOTS, MAX_WIDTH,
 };
+use crate::kernels::classical::{self, Forest, NODE_BYTES};
 use crate::kernels::{dense_f32, dense_i8, le_f32, le_i32};
 use crate::math;
 use crate::quant::{is_valid_multiplier, rescale, saturate_i8};
@@ -69,6 +83,16 @@ enum Layer<'a> {
         input: Rescale,
         skip: Rescale,
         output_zero_point: i8,
+    },
+    NearestCentroidF32 {
+        centroids: &'a [u8],
+    },
+    SquaredErrorF32 {
+        slot: usize,
+    },
+    IsolationForestF32(Forest<'a>),
+    ThresholdF32 {
+        value: f32,
     },
 }
 
@@ -267,6 +291,10 @@ impl<'a> Model<'a> {
                 LayerDef::DenseF32 { .. }
                     | LayerDef::ActivationF32(_)
                     | LayerDef::AddSkipF32 { .. }
+                    | LayerDef::NearestCentroidF32 { .. }
+                    | LayerDef::SquaredErrorF32 { .. }
+                    | LayerDef::IsolationForestF32 { .. }
+                    | LayerDef::ThresholdF32 { .. }
             );
             let is_i8 = matches!(
                 def,
@@ -387,6 +415,56 @@ impl<'a> Model<'a> {
                         output_zero_point,
                     }
                 }
+                LayerDef::NearestCentroidF32 { dim, k, centroids } => {
+                    let d = check_width(at, dim)?;
+                    if k == 0 || k >= 1 << 24 {
+                        return Err(Error::DimensionOutOfRange { layer: at, value: k });
+                    }
+                    if d != width {
+                        return Err(Error::ShapeMismatch { layer: at });
+                    }
+                    check_len(at, centroids, (k as usize).saturating_mul(d).saturating_mul(4))?;
+                    width = 2;
+                    Layer::NearestCentroidF32 { centroids }
+                }
+                LayerDef::SquaredErrorF32 { slot } => {
+                    let s = slot_index(slot)?;
+                    if slot_width[s] != Some(width) {
+                        return Err(Error::BadSkipSlot { layer: at });
+                    }
+                    width = 1;
+                    Layer::SquaredErrorF32 { slot: s }
+                }
+                LayerDef::IsolationForestF32 {
+                    inputs,
+                    sample_size,
+                    roots,
+                    nodes,
+                } => {
+                    let i = check_width(at, inputs)?;
+                    if i != width {
+                        return Err(Error::ShapeMismatch { layer: at });
+                    }
+                    let forest = classical::validate_forest(
+                        at,
+                        i,
+                        sample_size,
+                        roots,
+                        nodes,
+                    )?;
+                    width = 1;
+                    Layer::IsolationForestF32(forest)
+                }
+                LayerDef::ThresholdF32 { value } => {
+                    if value.is_nan() {
+                        return Err(Error::BadParameter { layer: at });
+                    }
+                    if width != 1 {
+                        return Err(Error::ShapeMismatch { layer: at });
+                    }
+                    width = 2;
+                    Layer::ThresholdF32 { value }
+                }
             };
             work_width = work_width.max(width);
             steps
@@ -462,6 +540,10 @@ impl<'a> Model<'a> {
                 Layer::SaveSkip { .. } => "save skip",
                 Layer::AddSkipF32 { .. } => "add skip f32",
                 Layer::AddSkipI8 { .. } => "add skip int8",
+                Layer::NearestCentroidF32 { .. } => "nearest centroid f32",
+                Layer::SquaredErrorF32 { .. } => "squared error f32",
+                Layer::IsolationForestF32(_) => "isolation forest f32",
+                Layer::ThresholdF32 { .. } => "threshold f32",
             },
             width: step.width,
         })
@@ -498,6 +580,17 @@ impl<'a> Model<'a> {
                 }
                 Layer::TableI8(t) => s.parameter_bytes += t.len(),
                 Layer::SoftmaxI8(t) => s.parameter_bytes += t.len(),
+                Layer::NearestCentroidF32 { centroids } => {
+                    s.parameters += centroids.len() / 4;
+                    s.macs += centroids.len() / 4;
+                    s.parameter_bytes += centroids.len();
+                }
+                Layer::IsolationForestF32(f) => {
+                    // feature, value, left, right per node (no MACs: comparisons only).
+                    s.parameters += 4 * f.nodes() + f.trees();
+                    s.parameter_bytes += NODE_BYTES * f.nodes() + 4 * f.trees();
+                }
+                Layer::ThresholdF32 { .. } => s.parameters += 1,
                 _ => {}
             }
         }
@@ -565,6 +658,35 @@ impl<'a> Model<'a> {
                     for (v, &s) in x.iter_mut().zip(saved.iter()) {
                         *v += s;
                     }
+                }
+                Layer::NearestCentroidF32 { centroids } => {
+                    let y = next
+                        .get_mut(..step.width)
+                        .ok_or(Error::ShapeMismatch { layer: MODEL_LEVEL })?;
+                    classical::nearest_centroid_f32(centroids, x, y);
+                    core::mem::swap(&mut cur, &mut next);
+                }
+                Layer::SquaredErrorF32 { slot } => {
+                    let saved = slot_mut(slots, &self.slots, slot, base, width)?;
+                    let e = classical::squared_error_f32(x, saved);
+                    if let Some(v) = x.first_mut() {
+                        *v = e;
+                    }
+                }
+                Layer::IsolationForestF32(forest) => {
+                    let s = forest.score(x);
+                    if let Some(v) = x.first_mut() {
+                        *v = s;
+                    }
+                }
+                Layer::ThresholdF32 { value } => {
+                    let y = next
+                        .get_mut(..2)
+                        .ok_or(Error::ShapeMismatch { layer: MODEL_LEVEL })?;
+                    let score = x.first().copied().unwrap_or(f32::NAN);
+                    y[0] = score;
+                    y[1] = if score > value { 1.0 } else { 0.0 };
+                    core::mem::swap(&mut cur, &mut next);
                 }
                 _ => return Err(Error::WrongNumericPath),
             }

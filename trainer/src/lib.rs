@@ -5,6 +5,7 @@
 //! test vectors, reports, plots). Evaluation always runs the exported blob
 //! through the `runtime` crate itself, so reported accuracy is the chip's.
 
+pub mod classical;
 pub mod data;
 pub mod export;
 pub mod io;

@@ -79,11 +79,21 @@ fn run(cli: Cli) -> Result<()> {
     match cli.command {
         Command::Train { specs, out } => {
             for spec in specs {
+                if trainer::classical::spec_kind(&spec)? != "mlp" {
+                    let r = trainer::classical::export_spec(&spec, &out, false)?;
+                    println!("{}", trainer::classical::summary(&r));
+                    continue;
+                }
                 print_report(&export::export_spec(&spec, &out, false, true)?);
             }
         }
         Command::Export { specs, out, force } => {
             for spec in specs {
+                if trainer::classical::spec_kind(&spec)? != "mlp" {
+                    let r = trainer::classical::export_spec(&spec, &out, !force)?;
+                    println!("{}", trainer::classical::summary(&r));
+                    continue;
+                }
                 print_report(&export::export_spec(&spec, &out, !force, true)?);
             }
         }

@@ -6,7 +6,7 @@ use runtime::Numeric;
 use serde::Serialize;
 
 use crate::chip::{self, ChipRun, Core};
-use crate::report::{run_exported, write_json_atomic, RUNS};
+use crate::report::{run_exported, write_json_atomic};
 use crate::{synth, toolchain, trainer};
 
 /// Synthetic layer shapes, `rows x cols` (outputs x inputs), as in CORTEX-M.md.
@@ -89,7 +89,7 @@ pub fn bench() -> Result<bool> {
         Vec::new()
     });
     for model in exported {
-        for (numeric, core) in RUNS {
+        for (numeric, core) in model.runs() {
             let run = run_exported(&model, numeric, core)
                 .with_context(|| format!("{} {numeric} {}", model.name, core.name()))?;
             let b = baseline(numeric, core);

@@ -80,6 +80,10 @@ pub struct ChipRun {
     /// First mismatch, for the error message.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub first_mismatch: Option<String>,
+    /// The chip's output bytes per vector (empty where it printed none), for
+    /// per-kind metrics (`crate::classical`).
+    #[serde(skip)]
+    pub outputs: Vec<Vec<u8>>,
 }
 
 /// Build the firmware embedding `model` and `vectors` for `core`; the ELF path.
@@ -160,11 +164,13 @@ pub fn run_on_chip(core: Core, model_path: &Path, vectors_path: &Path) -> Result
     let mut correct = 0;
     let mut first_mismatch = None;
     let mut instructions = 0u64;
+    let mut outputs = vec![Vec::new(); count];
     for i in 0..count {
         let Some((_, bytes, n)) = report.outputs.iter().find(|(index, _, _)| *index == i) else {
             first_mismatch.get_or_insert_with(|| format!("vector {i}: no output"));
             continue;
         };
+        outputs[i].clone_from(bytes);
         instructions += n;
         let expected = vectors.expected_bytes(i);
         if bytes.as_slice() == expected {
@@ -193,6 +199,7 @@ pub fn run_on_chip(core: Core, model_path: &Path, vectors_path: &Path) -> Result
         ram_bytes,
         arena_bytes: model.arena_bytes(),
         first_mismatch,
+        outputs,
     })
 }
 

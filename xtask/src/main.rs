@@ -8,6 +8,7 @@
 
 mod bench;
 mod chip;
+mod classical;
 mod fuzz;
 mod qemu;
 mod report;

@@ -24,15 +24,31 @@ impl Exported {
             .unwrap_or(serde_json::Value::Null)
     }
     fn complete(&self) -> bool {
-        [
-            "f32.bin",
-            "int8.bin",
-            "f32.vectors",
-            "int8.vectors",
-            "report.json",
-        ]
-        .iter()
-        .all(|f| self.file(f).is_file())
+        let numerics = self.numerics();
+        self.file("report.json").is_file()
+            && numerics.iter().all(|n| {
+                self.file(&format!("{n}.bin")).is_file()
+                    && self.file(&format!("{n}.vectors")).is_file()
+            })
+    }
+    /// Which blobs the export has: `report.json`'s `runs` (classical kinds
+    /// are f32 only), else both `f32` and `int8`.
+    pub fn numerics(&self) -> Vec<String> {
+        match self.report()["runs"].as_array() {
+            Some(runs) => runs
+                .iter()
+                .filter_map(|r| r.as_str().map(str::to_string))
+                .collect(),
+            None => vec!["f32".into(), "int8".into()],
+        }
+    }
+    /// The chip runs of [`crate::report::RUNS`] this export has blobs for.
+    pub fn runs(&self) -> Vec<(&'static str, crate::chip::Core)> {
+        let numerics = self.numerics();
+        crate::report::RUNS
+            .into_iter()
+            .filter(|(n, _)| numerics.iter().any(|m| m == n))
+            .collect()
     }
 }
 

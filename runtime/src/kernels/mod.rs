@@ -3,6 +3,7 @@
 //! beside it and are selected at compile time.
 
 pub mod blocked;
+pub mod classical;
 pub mod generic;
 
 #[cfg(all(feature = "arm-dsp", target_arch = "arm"))]
@@ -31,6 +32,15 @@ pub(crate) fn le_f32(bytes: &[u8]) -> f32 {
 pub(crate) fn le_u32(bytes: &[u8]) -> u32 {
     match *bytes {
         [a, b, c, d] => u32::from_le_bytes([a, b, c, d]),
+        _ => 0,
+    }
+}
+
+/// Read a little-endian u16 from a 2-byte chunk (0 for any other length).
+#[inline(always)]
+pub(crate) fn le_u16(bytes: &[u8]) -> u16 {
+    match *bytes {
+        [a, b] => u16::from_le_bytes([a, b]),
         _ => 0,
     }
 }

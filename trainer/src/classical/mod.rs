@@ -1,0 +1,288 @@
+//! Classical and unsupervised models: k-means, hierarchical clustering, PCA,
+//! an autoencoder, an isolation forest (anomaly detectors on sliding windows
+//! of a series), and self-training (semi-supervised MLP).
+//!
+//! A spec picks one with a top-level `kind` (absent means `"mlp"`, handled by
+//! [`crate::export`]). Each kind becomes an ordinary runtime blob — a stack
+//! of [`LayerDef`]s, the classical ones included — and is evaluated by the
+//! runtime itself, like the MLPs. See `docs/classical.md` for the spec keys.
+//!
+//! | kind | fitted by | blob |
+//! | --- | --- | --- |
+//! | `kmeans` | linfa-clustering | `nearest-centroid` |
+//! | `hierarchical` | kodama (Ward) | `nearest-centroid` of the cluster means |
+//! | `pca` | linfa-reduction | `save 0, dense k, dense d, squared-error 0, threshold` |
+//! | `autoencoder` | candle (own loop) | `save 0, dense.., squared-error 0, threshold` |
+//! | `isolation-forest` | own ([`iforest`]) | `isolation-forest, threshold` |
+//! | `self-training` | candle MLP ([`crate::train`]) | the MLP's f32 and int8 blobs |
+
+pub mod clustering;
+pub mod export;
+pub mod iforest;
+pub mod reconstruct;
+pub mod selftrain;
+pub mod series;
+
+use std::path::{Path, PathBuf};
+
+use anyhow::{bail, Context, Result};
+use serde::Deserialize;
+
+use crate::spec::DatasetSpec;
+
+/// The model kind a spec file asks for (`"mlp"` when it has no `kind`).
+pub fn spec_kind(path: &Path) -> Result<String> {
+    let text = std::fs::read_to_string(path)
+        .with_context(|| format!("spec not found: {}", path.display()))?;
+    let table: toml::Table = text
+        .parse()
+        .with_context(|| format!("{}: not valid TOML", path.display()))?;
+    match table.get("kind") {
+        None => Ok("mlp".into()),
+        Some(toml::Value::String(s)) => Ok(s.clone()),
+        Some(_) => bail!("{}: kind must be a string", path.display()),
+    }
+}
+
+/// Kinds that are not plain MLPs.
+pub const KINDS: [&str; 6] = [
+    "kmeans",
+    "hierarchical",
+    "pca",
+    "autoencoder",
+    "isolation-forest",
+    "self-training",
+];
+
+/// A classical spec (every kind but `mlp` and `self-training`).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ClassicalSpec {
+    pub name: String,
+    pub kind: String,
+    /// Labelled rows (clustering kinds).
+    pub dataset: Option<DatasetSpec>,
+    /// A series (anomaly kinds).
+    pub series: Option<SeriesSpec>,
+    pub kmeans: Option<ClusterSpec>,
+    pub hierarchical: Option<ClusterSpec>,
+    pub pca: Option<PcaSpec>,
+    pub autoencoder: Option<AutoencoderSpec>,
+    pub isolation_forest: Option<ForestSpec>,
+    #[serde(default)]
+    pub threshold: ThresholdSpec,
+    #[serde(skip)]
+    pub spec_dir: PathBuf,
+}
+
+/// `[series]`: windows of a normal training series and a test series.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SeriesSpec {
+    /// Normal training series (`timestamp,value,is_anomaly` CSV).
+    pub train: PathBuf,
+    /// Test series with the labelled anomaly; may begin with the training part.
+    pub test: PathBuf,
+    /// Points per window.
+    pub window: usize,
+    /// Step between training windows (default 1).
+    #[serde(default = "one")]
+    pub train_stride: usize,
+    /// Step between scored test windows (default 4).
+    #[serde(default = "four")]
+    pub test_stride: usize,
+    /// Score test windows starting from this point (default: the training length,
+    /// so only the part after the training series is scored).
+    pub test_from: Option<usize>,
+}
+
+fn one() -> usize {
+    1
+}
+fn four() -> usize {
+    4
+}
+
+/// `[kmeans]` / `[hierarchical]`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ClusterSpec {
+    /// Number of clusters.
+    pub k: usize,
+    #[serde(default)]
+    pub seed: u64,
+    /// k-means only: also fit k over this inclusive range and report the
+    /// inertia of each (the elbow curve), default `[2, 16]`.
+    pub k_range: Option<[usize; 2]>,
+}
+
+/// `[pca]`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PcaSpec {
+    pub components: usize,
+}
+
+/// `[autoencoder]`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AutoencoderSpec {
+    /// Hidden widths, e.g. `[32, 8, 32]`.
+    pub hidden: Vec<usize>,
+    /// `relu`, `tanh`, `sigmoid` or `gelu` (default `tanh`).
+    #[serde(default = "tanh")]
+    pub activation: String,
+    pub epochs: usize,
+    #[serde(default = "batch")]
+    pub batch_size: usize,
+    #[serde(default = "lr")]
+    pub learning_rate: f64,
+    #[serde(default)]
+    pub seed: u64,
+}
+
+fn tanh() -> String {
+    "tanh".into()
+}
+fn batch() -> usize {
+    32
+}
+fn lr() -> f64 {
+    0.002
+}
+
+/// `[isolation_forest]`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ForestSpec {
+    pub trees: usize,
+    #[serde(default = "psi")]
+    pub sample_size: usize,
+    #[serde(default)]
+    pub seed: u64,
+}
+
+fn psi() -> usize {
+    256
+}
+
+/// `[threshold]`: the decision threshold is this quantile of the training
+/// windows' scores (default 1.0, their maximum).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ThresholdSpec {
+    #[serde(default = "max_quantile")]
+    pub quantile: f64,
+}
+
+fn max_quantile() -> f64 {
+    1.0
+}
+
+impl Default for ThresholdSpec {
+    fn default() -> Self {
+        ThresholdSpec { quantile: 1.0 }
+    }
+}
+
+impl ClassicalSpec {
+    /// Read and check a classical spec.
+    pub fn load(path: &Path) -> Result<ClassicalSpec> {
+        let text = std::fs::read_to_string(path)
+            .with_context(|| format!("spec not found: {}", path.display()))?;
+        let mut spec: ClassicalSpec = toml::from_str(&text)
+            .map_err(|e| anyhow::anyhow!("{}: {}", path.display(), e.message()))?;
+        spec.spec_dir = path
+            .parent()
+            .filter(|d| !d.as_os_str().is_empty())
+            .map_or_else(|| PathBuf::from("."), Path::to_path_buf);
+        let p = path.display();
+        if spec.name.is_empty()
+            || !spec
+                .name
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c))
+            || spec.name.starts_with('.')
+        {
+            bail!(
+                "{p}: name {:?} must be letters, digits, '-', '_' or '.'",
+                spec.name
+            );
+        }
+        let need = |ok: bool, what: &str| -> Result<()> {
+            if ok {
+                Ok(())
+            } else {
+                bail!("{p}: kind {:?} needs {what}", spec.kind)
+            }
+        };
+        match spec.kind.as_str() {
+            "kmeans" => need(
+                spec.dataset.is_some() && spec.kmeans.is_some(),
+                "[dataset] and [kmeans]",
+            )?,
+            "hierarchical" => need(
+                spec.dataset.is_some() && spec.hierarchical.is_some(),
+                "[dataset] and [hierarchical]",
+            )?,
+            "pca" => need(
+                spec.series.is_some() && spec.pca.is_some(),
+                "[series] and [pca]",
+            )?,
+            "autoencoder" => need(
+                spec.series.is_some() && spec.autoencoder.is_some(),
+                "[series] and [autoencoder]",
+            )?,
+            "isolation-forest" => need(
+                spec.series.is_some() && spec.isolation_forest.is_some(),
+                "[series] and [isolation_forest]",
+            )?,
+            other => bail!(
+                "{p}: unknown kind {other:?} (known: mlp, {})",
+                KINDS.join(", ")
+            ),
+        }
+        if let Some(s) = &spec.series {
+            if s.window < 2 || s.window > runtime::format::MAX_WIDTH as usize {
+                bail!(
+                    "{p}: series.window must be between 2 and {}",
+                    runtime::format::MAX_WIDTH
+                );
+            }
+        }
+        if !(0.0..=1.0).contains(&spec.threshold.quantile) {
+            bail!("{p}: threshold.quantile must be between 0 and 1");
+        }
+        Ok(spec)
+    }
+}
+
+/// Export any non-MLP spec (see [`KINDS`]); with `reuse`, keep an up-to-date export.
+pub fn export_spec(spec_path: &Path, out_root: &Path, reuse: bool) -> Result<serde_json::Value> {
+    match spec_kind(spec_path)?.as_str() {
+        "self-training" => selftrain::export_self_training(spec_path, out_root, reuse),
+        _ => export::export_classical(spec_path, out_root, reuse),
+    }
+}
+
+/// One line summarising a classical report.
+pub fn summary(r: &serde_json::Value) -> String {
+    let name = r["name"].as_str().unwrap_or("?");
+    let kind = r["kind"].as_str().unwrap_or("?");
+    match kind {
+        "self-training" => format!(
+            "{name} ({kind}): {:.2}% with pseudo-labels, {:.2}% on the labelled {:.0}% alone; int8 {:.2}%",
+            100.0 * r["self_training"]["self_trained_accuracy"].as_f64().unwrap_or(0.0),
+            100.0 * r["self_training"]["labelled_only_accuracy"].as_f64().unwrap_or(0.0),
+            100.0 * r["self_training"]["labelled_fraction"].as_f64().unwrap_or(0.0),
+            100.0 * r["int8_accuracy"].as_f64().unwrap_or(0.0),
+        ),
+        _ => format!(
+            "{name} ({kind}): {} {}  blob {} B, arena {} B",
+            r["metric"]["name"].as_str().unwrap_or("?"),
+            r["metric"]["host"],
+            r["f32"]["blob_bytes"],
+            r["f32"]["arena_bytes"],
+        ),
+    }
+}
