@@ -5,7 +5,7 @@
 //! Inputs (set by `cargo xtask`): `FW_MODEL` (model blob path) and
 //! `FW_VECTORS` (postcard `TestVectors` path).
 //! Outputs in `OUT_DIR`: `memory.x`, `model.bin`, `vectors.bin` and
-//! `config.rs` (`ARENA_BYTES`, `INPUT_F32_LEN`, `INSTRUCTIONS_PER_TICK_X2`).
+//! `config.rs` (`ARENA_BYTES`, `INPUT_F32_LEN`, `INSTRUCTIONS_PER_TICK_X2`, `STATE_BYTES`).
 
 use std::{env, fs, path::PathBuf};
 
@@ -91,8 +91,11 @@ fn run() -> Result<(), String> {
              /// f32 input values per vector (0 for int8 models).\n\
              pub const INPUT_F32_LEN: usize = {input_f32_len};\n\
              /// Instructions per SysTick tick under `-icount shift=0`, times 2.\n\
-             pub const INSTRUCTIONS_PER_TICK_X2: u64 = {per_tick_x2};\n",
-            model.arena_bytes()
+             pub const INSTRUCTIONS_PER_TICK_X2: u64 = {per_tick_x2};\n\
+             /// State bytes of a recurrent model (0 otherwise).\n\
+             pub const STATE_BYTES: usize = {};\n",
+            model.arena_bytes(),
+            model.state_bytes()
         )
         .as_bytes(),
     )?;

@@ -10,6 +10,15 @@
 //! done <count> instructions <total>
 //! ```
 //!
+//! Recurrent models also print `ram state <bytes> arena <bytes>` after the
+//! `model` line; each vector is a whole sequence fed step by step through the
+//! streaming API (`reset`, `step_*` per sample, `finish_*`), and the `out`
+//! instructions cover the whole sequence. Then the **streaming example** runs:
+//! every vector's samples back to back with no reset, as a sensor would deliver
+//! them, asking the model for an answer after every sample and printing
+//! `stream <sample> <class>` whenever the answer changes, and finally
+//! `stream-done <samples> <changes>`.
+//!
 //! then exits with semihosting success; any error prints `error <text>` and
 //! exits with failure. Instructions are SysTick ticks times the instructions
 //! per tick that QEMU's `-icount shift=0` gives on the board (see build.rs);
@@ -199,6 +208,10 @@ fn main() -> ! {
         fail(&mut line, format_args!("input buffer already taken"))
     };
 
+    let Some(state) = cortex_m::singleton!(: Arena<STATE_BYTES> = Arena::new()) else {
+        fail(&mut line, format_args!("state already taken"))
+    };
+
     let _ = write!(line, "stack-after-load {}", stack_high_water());
     line.end();
     let numeric = match model.numeric() {
@@ -232,8 +245,31 @@ fn main() -> ! {
     let _ = write!(line, "calib {} {calib}", 2 * CALIB_LOOPS);
     line.end();
 
+    if model.is_recurrent() {
+        let _ = write!(
+            line,
+            "ram state {} arena {}",
+            model.state_bytes(),
+            model.arena_bytes()
+        );
+        line.end();
+    }
+
     let mut total = 0u64;
     for index in 0..vectors.count as usize {
+        if model.is_recurrent() {
+            let start = ticks();
+            let result = run_sequence(&model, &vectors, index, input_f32, state, arena, &mut line);
+            let elapsed = ticks() - start;
+            if let Err(e) = result {
+                fail(&mut line, format_args!("vector {index}: {e}"));
+            }
+            let n = instructions(elapsed);
+            total += n;
+            let _ = write!(line, " {n}");
+            line.end();
+            continue;
+        }
         let elapsed = match model.numeric() {
             Numeric::F32 => {
                 vectors.input_f32(index, input_f32);
@@ -272,6 +308,12 @@ fn main() -> ! {
         line.end();
     }
 
+    if model.is_recurrent() {
+        if let Err(e) = stream(&model, &vectors, input_f32, state, arena, &mut line) {
+            fail(&mut line, format_args!("stream: {e}"));
+        }
+    }
+
     let _ = write!(line, "stack {}", stack_high_water());
     line.end();
     let _ = write!(line, "done {} instructions {total}", vectors.count);
@@ -279,4 +321,94 @@ fn main() -> ! {
     loop {
         debug::exit(debug::EXIT_SUCCESS);
     }
+}
+
+/// One step of sample `t` of vector `index` (f32 inputs are decoded into `input_f32`).
+fn step(
+    model: &Model,
+    vectors: &TestVectors,
+    index: usize,
+    t: usize,
+    input_f32: &mut [f32],
+    state: &mut [u8],
+    arena: &mut [u8],
+) -> Result<(), runtime::Error> {
+    let channels = model.input_len();
+    let bytes = vectors.input_bytes(index);
+    match model.numeric() {
+        Numeric::F32 => {
+            let sample = bytes.get(t * channels * 4..(t + 1) * channels * 4).unwrap_or(&[]);
+            for (dst, c) in input_f32.iter_mut().zip(sample.chunks_exact(4)) {
+                *dst = f32::from_le_bytes([c[0], c[1], c[2], c[3]]);
+            }
+            model.step_f32(input_f32, state, arena)
+        }
+        Numeric::Int8 => {
+            let all = vectors.input_i8(index);
+            let sample = all.get(t * channels..(t + 1) * channels).unwrap_or(&[]);
+            model.step_i8(sample, state, arena)
+        }
+    }
+}
+
+/// Vector `index` as a whole sequence through the streaming API; prints its `out` bytes.
+fn run_sequence(
+    model: &Model,
+    vectors: &TestVectors,
+    index: usize,
+    input_f32: &mut [f32],
+    state: &mut Arena<STATE_BYTES>,
+    arena: &mut Arena<ARENA_BYTES>,
+    line: &mut Line,
+) -> Result<(), runtime::Error> {
+    model.reset(state.as_mut_bytes())?;
+    for t in 0..vectors.steps(index) {
+        step(model, vectors, index, t, input_f32, state.as_mut_bytes(), arena.as_mut_bytes())?;
+    }
+    let _ = write!(line, "out {index} ");
+    match model.numeric() {
+        Numeric::F32 => model
+            .finish_f32(state.as_mut_bytes(), arena.as_mut_bytes())?
+            .iter()
+            .flat_map(|v| v.to_le_bytes())
+            .for_each(|b| line.hex(b)),
+        Numeric::Int8 => model
+            .finish_i8(state.as_mut_bytes(), arena.as_mut_bytes())?
+            .iter()
+            .for_each(|&v| line.hex(v as u8)),
+    }
+    Ok(())
+}
+
+/// The streaming example: samples arrive one at a time (every vector's, back
+/// to back, never reset) and the model answers after each one.
+fn stream(
+    model: &Model,
+    vectors: &TestVectors,
+    input_f32: &mut [f32],
+    state: &mut Arena<STATE_BYTES>,
+    arena: &mut Arena<ARENA_BYTES>,
+    line: &mut Line,
+) -> Result<(), runtime::Error> {
+    model.reset(state.as_mut_bytes())?;
+    let (mut sample, mut changes, mut last) = (0usize, 0usize, usize::MAX);
+    for index in 0..vectors.count as usize {
+        for t in 0..vectors.steps(index) {
+            step(model, vectors, index, t, input_f32, state.as_mut_bytes(), arena.as_mut_bytes())?;
+            let class = match model.numeric() {
+                Numeric::F32 => runtime::argmax(model.finish_f32(state.as_mut_bytes(), arena.as_mut_bytes())?),
+                Numeric::Int8 => runtime::argmax(model.finish_i8(state.as_mut_bytes(), arena.as_mut_bytes())?),
+            };
+            if class != last {
+                let _ = write!(line, "stream {sample} {class}");
+                line.end();
+                changes += 1;
+                last = class;
+            }
+            sample += 1;
+        }
+    }
+    let _ = write!(line, "stream-done {sample} {changes}");
+    line.end();
+    Ok(())
 }

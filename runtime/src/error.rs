@@ -93,6 +93,17 @@ pub enum Error {
         /// Index of the layer.
         layer: u32,
     },
+    /// The caller's state buffer is smaller than [`Model::state_bytes`](crate::Model::state_bytes).
+    StateTooSmall {
+        /// Bytes the model needs.
+        needed: usize,
+        /// Bytes given.
+        given: usize,
+    },
+    /// A state/step call on a model without recurrent layers.
+    NotRecurrent,
+    /// `run_f32`/`run_i8` on a recurrent model: use the step or sequence API.
+    Recurrent,
     /// The input slice has the wrong number of elements.
     WrongInputLength {
         /// Elements the model takes.
@@ -143,6 +154,13 @@ impl fmt::Display for Error {
                 write!(f, "invalid isolation-forest node {node} at layer {layer}")
             }
             Error::BadParameter { layer } => write!(f, "parameter out of range at layer {layer}"),
+            Error::StateTooSmall { needed, given } => {
+                write!(f, "state too small: model needs {needed} bytes, given {given}")
+            }
+            Error::NotRecurrent => write!(f, "the model has no recurrent layer (no state to step)"),
+            Error::Recurrent => {
+                write!(f, "the model is recurrent: use step/run_sequence with a state buffer")
+            }
             Error::WrongInputLength { expected, given } => {
                 write!(f, "wrong input length: model takes {expected} values, given {given}")
             }

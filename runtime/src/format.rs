@@ -260,6 +260,44 @@ pub enum LayerDef<'a> {
         /// Threshold, chosen on training data; not NaN.
         value: f32,
     },
+    /// f32 recurrent layer (Elman RNN, LSTM or GRU) run once per time step;
+    /// equations and gate order in [`crate::recurrent`]. Its output tensor is
+    /// the new hidden state `h` (`hidden` values). With `G` gates and
+    /// `R = G * hidden` gate rows, `params` holds f32 (LE), in order:
+    /// `W_input` (`R x inputs`, row-major), `W_hidden` (`R x hidden`),
+    /// `bias_input` (`R`), `bias_hidden` (`R`).
+    RecurrentF32 {
+        /// Cell kind.
+        cell: crate::recurrent::Cell,
+        /// Input width per step.
+        inputs: u32,
+        /// Hidden width.
+        hidden: u32,
+        /// All parameters, see above.
+        #[serde(borrow)]
+        params: &'a [u8],
+    },
+    /// int8 recurrent layer with int16 state, integer only; see
+    /// [`crate::recurrent`]. `params` holds, in order: `W_input` (`R x inputs`
+    /// i8), `W_hidden` (`R x hidden` i8), `bias_input` (`R` i32, input zero
+    /// point folded in), `bias_hidden` (`R` i32), `mult_input` and
+    /// `mult_hidden` (`R` i32 each, to Q12), `shift_input` and `shift_hidden`
+    /// (`R` u8 each); multi-byte values little-endian.
+    RecurrentI8 {
+        /// Cell kind.
+        cell: crate::recurrent::Cell,
+        /// Input width per step.
+        inputs: u32,
+        /// Hidden width.
+        hidden: u32,
+        /// All parameters, see above.
+        #[serde(borrow)]
+        params: &'a [u8],
+        /// Q15 hidden state to the int8 output tensor (its zero point must be 0).
+        output: Rescale,
+        /// Zero point of the int8 output tensor.
+        output_zero_point: i8,
+    },
 }
 
 /// `(q - zero_point) * multiplier / 2^shift`, the integer form of a scale ratio.

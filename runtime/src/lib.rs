@@ -41,6 +41,7 @@ pub mod kernels;
 pub mod math;
 pub mod model;
 pub mod quant;
+pub mod recurrent;
 pub mod vectors;
 
 pub use arena::Arena;

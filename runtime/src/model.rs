@@ -52,6 +52,8 @@ use crate::kernels::{dense_f32, dense_i8, le_f32, le_i32};
 use crate::math;
 use crate::quant::{is_valid_multiplier, rescale, saturate_i8};
 
+mod sequence;
+
 /// Marks errors about the model's input/output rather than a layer.
 const MODEL_LEVEL: u32 = u32::MAX;
 
@@ -94,6 +96,8 @@ enum Layer<'a> {
     ThresholdF32 {
         value: f32,
     },
+    RecurrentF32(sequence::Rec<'a>),
+    RecurrentI8(sequence::RecI8<'a>),
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -118,6 +122,8 @@ pub struct Model<'a> {
     /// Width of each of the two work buffers, in elements.
     work_width: usize,
     arena_bytes: usize,
+    /// Per-step/head split and state size of recurrent models (see `sequence`).
+    seq: sequence::SequenceLayout,
 }
 
 /// One layer as reports show it.
@@ -283,6 +289,7 @@ impl<'a> Model<'a> {
         let mut work_width = input_len;
         let mut slot_capacity = [0usize; MAX_SKIP_SLOTS];
         let mut slot_width: [Option<usize>; MAX_SKIP_SLOTS] = [None; MAX_SKIP_SLOTS];
+        let mut seq = sequence::SequenceLayout::default();
         for (index, def) in defs.enumerate() {
             let def = def?;
             let at = index as u32;
@@ -295,6 +302,7 @@ impl<'a> Model<'a> {
                     | LayerDef::SquaredErrorF32 { .. }
                     | LayerDef::IsolationForestF32 { .. }
                     | LayerDef::ThresholdF32 { .. }
+                    | LayerDef::RecurrentF32 { .. }
             );
             let is_i8 = matches!(
                 def,
@@ -302,6 +310,7 @@ impl<'a> Model<'a> {
                     | LayerDef::TableI8 { .. }
                     | LayerDef::SoftmaxI8 { .. }
                     | LayerDef::AddSkipI8 { .. }
+                    | LayerDef::RecurrentI8 { .. }
             );
             if (is_f32 && numeric != Numeric::F32) || (is_i8 && numeric != Numeric::Int8) {
                 return Err(Error::WrongNumericPath);
@@ -465,6 +474,9 @@ impl<'a> Model<'a> {
                     width = 2;
                     Layer::ThresholdF32 { value }
                 }
+                def @ (LayerDef::RecurrentF32 { .. } | LayerDef::RecurrentI8 { .. }) => {
+                    seq.layer(at, def, &mut width)?
+                }
             };
             work_width = work_width.max(width);
             steps
@@ -484,13 +496,14 @@ impl<'a> Model<'a> {
             *slot = Slot { offset };
             offset += capacity;
         }
-        let arena_bytes = offset * element_bytes(numeric);
+        let arena_bytes = seq.finish(&steps, offset * element_bytes(numeric))?;
         Ok(Model {
             header,
             steps,
             slots,
             work_width,
             arena_bytes,
+            seq,
         })
     }
 
@@ -544,6 +557,8 @@ impl<'a> Model<'a> {
                 Layer::SquaredErrorF32 { .. } => "squared error f32",
                 Layer::IsolationForestF32(_) => "isolation forest f32",
                 Layer::ThresholdF32 { .. } => "threshold f32",
+                Layer::RecurrentF32(r) => r.kind(Numeric::F32),
+                Layer::RecurrentI8(r) => r.rec.kind(Numeric::Int8),
             },
             width: step.width,
         })
@@ -591,6 +606,9 @@ impl<'a> Model<'a> {
                     s.parameter_bytes += NODE_BYTES * f.nodes() + 4 * f.trees();
                 }
                 Layer::ThresholdF32 { .. } => s.parameters += 1,
+                // Recurrent layers: MACs per time step.
+                Layer::RecurrentF32(r) => r.add_stats(&mut s, Numeric::F32),
+                Layer::RecurrentI8(r) => r.rec.add_stats(&mut s, Numeric::Int8),
                 _ => {}
             }
         }
@@ -619,6 +637,9 @@ impl<'a> Model<'a> {
     /// Run an f32 model on raw (unnormalized) input. The result borrows the arena.
     pub fn run_f32<'r>(&self, input: &[f32], arena: &'r mut [u8]) -> Result<&'r [f32]> {
         self.check_arena(arena.len(), input.len(), Numeric::F32)?;
+        if self.is_recurrent() {
+            return Err(Error::Recurrent);
+        }
         let arena = arena
             .get_mut(..self.arena_bytes)
             .ok_or(Error::ArenaTooSmall {
@@ -731,6 +752,9 @@ impl<'a> Model<'a> {
     /// Run an int8 model on quantized input. Integer-only. The result borrows the arena.
     pub fn run_i8<'r>(&self, input: &[i8], arena: &'r mut [u8]) -> Result<&'r [i8]> {
         self.check_arena(arena.len(), input.len(), Numeric::Int8)?;
+        if self.is_recurrent() {
+            return Err(Error::Recurrent);
+        }
         let arena = arena
             .get_mut(..self.arena_bytes)
             .ok_or(Error::ArenaTooSmall {

@@ -95,6 +95,9 @@ pub fn f32_blob(mlp: &Mlp) -> Result<Vec<u8>> {
                 LayerSpec::Save { slot } => LayerDef::SaveSkip { slot },
                 LayerSpec::Add { slot } => LayerDef::AddSkipF32 { slot },
                 LayerSpec::Dense { .. } => return Err(anyhow!("dense layer without parameters")),
+                LayerSpec::Recurrent { .. } => {
+                    return Err(anyhow!("recurrent layers need a sequence (.ts) dataset"))
+                }
             },
         });
     }
@@ -254,6 +257,7 @@ pub fn evaluate(blob: &[u8], data: &Dataset) -> Result<Evaluation> {
         inputs: &inputs,
         expected: &expected,
         labels: &labels,
+        steps: None,
     };
     Ok(Evaluation {
         accuracy: correct as f64 / data.len().max(1) as f64,
@@ -361,6 +365,9 @@ pub fn export_spec(
     progress: bool,
 ) -> Result<Report> {
     let spec = spec::load_spec(spec_path)?;
+    if crate::recurrent::is_sequence_spec(&spec) {
+        return crate::recurrent::export_sequence_spec(spec_path, &spec, out_root, reuse, progress);
+    }
     let dir = model_dir(out_root, &spec.name);
     let fingerprint = fingerprint(spec_path, &spec)?;
     let report_path = dir.join("report.json");

@@ -11,5 +11,7 @@ pub mod export;
 pub mod io;
 pub mod plot;
 pub mod quantize;
+pub mod recurrent;
 pub mod spec;
 pub mod train;
+pub mod ts;

@@ -76,6 +76,10 @@ pub struct DatasetSpec {
     /// Seed of the train/test split.
     #[serde(default)]
     pub seed: u64,
+    /// A separate test file (relative to the spec file), used as the test
+    /// split instead of `test_fraction`; `.ts` datasets come as TRAIN/TEST pairs.
+    #[serde(default)]
+    pub test_path: Option<PathBuf>,
 }
 
 fn default_test_fraction() -> f64 {
@@ -103,11 +107,19 @@ pub enum LayerSpec {
     Save { slot: u8 },
     /// `add 0`: add the tensor saved in slot 0 (a residual connection).
     Add { slot: u8 },
+    /// `rnn 24`, `lstm 24`, `gru 24`: a recurrent layer with `units` hidden
+    /// values, run once per time step of a sequence dataset (`.ts`); see
+    /// `crate::recurrent`. Recurrent layers come first; the layers after the
+    /// last one are the head, run on its final hidden state.
+    Recurrent {
+        cell: runtime::recurrent::Cell,
+        units: usize,
+    },
 }
 
 /// Layer keywords, for error messages.
 const KNOWN_LAYERS: &str =
-    "dense N, relu, leaky_relu ALPHA, sigmoid, tanh, gelu, softmax, save SLOT, add SLOT";
+    "dense N, relu, leaky_relu ALPHA, sigmoid, tanh, gelu, softmax, save SLOT, add SLOT, rnn N, lstm N, gru N";
 
 impl fmt::Display for LayerSpec {
     /// The spec's own syntax, so a displayed layer parses back to itself.
@@ -122,6 +134,7 @@ impl fmt::Display for LayerSpec {
             LayerSpec::Softmax => f.write_str("softmax"),
             LayerSpec::Save { slot } => write!(f, "save {slot}"),
             LayerSpec::Add { slot } => write!(f, "add {slot}"),
+            LayerSpec::Recurrent { cell, units } => write!(f, "{} {units}", cell.name()),
         }
     }
 }
@@ -179,6 +192,20 @@ impl LayerSpec {
                     Ok(alpha) if alpha.is_finite() => Ok(LayerSpec::LeakyRelu { alpha }),
                     _ => Err(LayerProblem::BadArguments(format!(
                         "alpha must be a finite number, got {arg:?}"
+                    ))),
+                }
+            }
+            "rnn" | "lstm" | "gru" => {
+                let cell = match keyword {
+                    "rnn" => runtime::recurrent::Cell::Rnn,
+                    "lstm" => runtime::recurrent::Cell::Lstm,
+                    _ => runtime::recurrent::Cell::Gru,
+                };
+                let arg = one_arg()?;
+                match arg.parse::<usize>() {
+                    Ok(units) if units > 0 => Ok(LayerSpec::Recurrent { cell, units }),
+                    _ => Err(LayerProblem::BadArguments(format!(
+                        "units must be a positive integer, got {arg:?}"
                     ))),
                 }
             }
@@ -447,7 +474,7 @@ fn parse_layers(path: &Path, texts: &[String]) -> Result<Vec<LayerSpec>, SpecErr
             },
         })?;
         match layer {
-            LayerSpec::Dense { units } => width = Some(units),
+            LayerSpec::Dense { units } | LayerSpec::Recurrent { units, .. } => width = Some(units),
             LayerSpec::Save { slot } => saved[usize::from(slot)] = Some((index, width)),
             LayerSpec::Add { slot } => match saved[usize::from(slot)] {
                 None => {

@@ -81,6 +81,9 @@ fn forward_nodes(
                 .broadcast_add(bias.as_tensor())?,
             Node::Op(op) => match op {
                 LayerSpec::Dense { .. } => candle_core::bail!("dense layer without parameters"),
+                LayerSpec::Recurrent { .. } => {
+                    candle_core::bail!("recurrent layers need a sequence (.ts) dataset")
+                }
                 LayerSpec::Relu => x.relu()?,
                 LayerSpec::LeakyRelu { alpha } => x.maximum(&(&x * f64::from(*alpha))?)?,
                 LayerSpec::Sigmoid => candle_nn::ops::sigmoid(&x)?,

@@ -149,6 +149,26 @@ pub fn bench() -> Result<bool> {
             format!("{}/{}", r.run.identical, r.run.vectors)
         );
     }
+    let recurrent: Vec<ChipRun> = rows
+        .iter()
+        .filter(|r| r.run.instructions_per_step.is_some())
+        .map(|r| r.run.clone())
+        .collect();
+    if !recurrent.is_empty() {
+        println!("\nrecurrent models, per time step (CMSIS-NN arm_lstm_unidirectional_s8: 7.47 instr/gate-MAC at input 22 / hidden 11, 4.14 at 32/32):");
+        for (r, name) in recurrent.iter().zip(rows.iter().filter(|r| r.run.instructions_per_step.is_some()).map(|r| &r.model)) {
+            let per_step = r.instructions_per_step.unwrap_or(0.0);
+            println!(
+                "  {name:<20} {} {}: {per_step:.0} instructions/step, {:.2} per MAC ({} MACs/step), state {} B, arena {} B",
+                r.numeric,
+                r.core.name(),
+                per_step / r.macs.max(1) as f64,
+                r.macs,
+                r.state_bytes,
+                r.arena_bytes
+            );
+        }
+    }
     println!("\nbaseline (1x1 dense, fixed per-inference overhead, subtracted in net/MAC):");
     for b in &baselines {
         println!(

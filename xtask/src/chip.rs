@@ -80,6 +80,17 @@ pub struct ChipRun {
     /// First mismatch, for the error message.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub first_mismatch: Option<String>,
+    /// Recurrent models: bytes of state (0 otherwise).
+    pub state_bytes: usize,
+    /// Time steps over all vectors (= vectors for feedforward models).
+    pub steps: usize,
+    /// Recurrent models: mean instructions per time step (whole sequences,
+    /// including the head once per sequence).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub instructions_per_step: Option<f64>,
+    /// Recurrent models: `(samples, answer changes)` of the firmware's streaming example.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub stream: Option<(usize, usize)>,
     /// The chip's output bytes per vector (empty where it printed none), for
     /// per-kind metrics (`crate::classical`).
     #[serde(skip)]
@@ -185,6 +196,11 @@ pub fn run_on_chip(core: Core, model_path: &Path, vectors_path: &Path) -> Result
         }
     }
     let per = |x: f64| if count == 0 { 0.0 } else { x / count as f64 };
+    let steps: usize = (0..count).map(|i| vectors.steps(i)).sum();
+    let stream = text.lines().find_map(|l| {
+        let mut w = l.strip_prefix("stream-done ")?.split_whitespace();
+        Some((w.next()?.parse().ok()?, w.next()?.parse().ok()?))
+    });
     Ok(ChipRun {
         core,
         numeric: numeric_name(model.numeric()),
@@ -200,6 +216,11 @@ pub fn run_on_chip(core: Core, model_path: &Path, vectors_path: &Path) -> Result
         arena_bytes: model.arena_bytes(),
         first_mismatch,
         outputs,
+        state_bytes: model.state_bytes(),
+        steps,
+        instructions_per_step: (model.is_recurrent() && steps > 0)
+            .then(|| instructions as f64 / steps as f64),
+        stream,
     })
 }
 

@@ -11,6 +11,7 @@ mod chip;
 mod classical;
 mod fuzz;
 mod qemu;
+mod recurrent;
 mod report;
 mod synth;
 mod toolchain;

@@ -131,6 +131,9 @@ pub fn demo(export: bool) -> Result<bool> {
                 ok = false;
             }
         }
+        if let Some(lines) = crate::recurrent::describe(&demo.runs) {
+            println!("{lines}");
+        }
         if let Some(line) = crate::classical::describe(&report, demo.chip_metric.as_ref()) {
             println!("{line}");
         }

@@ -147,6 +147,7 @@ pub fn dense(dir: &Path, numeric: Numeric, rows: usize, cols: usize) -> Result<S
         inputs: &inputs,
         expected: &expected,
         labels: &labels,
+        steps: None,
     };
     let dir = dir.join(format!("{name}-{kind}"));
     fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
