@@ -118,7 +118,13 @@ pub fn demo(export: bool) -> Result<bool> {
                 "{:<10} {:>9} {:>9} {:>22} {:>9} {:>8} {:>7} {:>12.0} {:>7}",
                 format!("{} {}", r.numeric, r.core.name()),
                 pct(host),
-                pct(Some(r.chip_accuracy)),
+                // Argmax accuracy means nothing for clustering and detectors:
+                // their metric is printed under the table (classical.rs).
+                if report["metric"].is_object() {
+                    "-".to_string()
+                } else {
+                    pct(Some(r.chip_accuracy))
+                },
                 same,
                 r.flash_bytes,
                 r.ram_bytes,
