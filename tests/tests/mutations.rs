@@ -16,6 +16,21 @@ fn run(model: &Model, input: &[f32]) -> Result<(), Error> {
     x.resize(model.input_len(), 0.0);
     let mut words = vec![0u32; model.arena_bytes().div_ceil(4)];
     let arena: &mut [u8] = bytemuck::cast_slice_mut(&mut words);
+    if model.is_recurrent() {
+        // Recurrent models: the input is one time step of a two-step sequence.
+        let mut state_words = vec![0u32; model.state_bytes().div_ceil(4)];
+        let state: &mut [u8] = bytemuck::cast_slice_mut(&mut state_words);
+        let xs = [x.as_slice(), x.as_slice()].concat();
+        return match model.numeric() {
+            Numeric::F32 => model.run_sequence_f32(&xs, state, arena).map(|_| ()),
+            Numeric::Int8 => {
+                let mut q = vec![0i8; x.len()];
+                model.quantize_input(&x, &mut q)?;
+                let qs = [q.as_slice(), q.as_slice()].concat();
+                model.run_sequence_i8(&qs, state, arena).map(|_| ())
+            }
+        };
+    }
     match model.numeric() {
         Numeric::F32 => model.run_f32(&x, arena).map(|_| ()),
         Numeric::Int8 => {
