@@ -310,7 +310,8 @@ pub struct Report {
     pub fingerprint: String,
 }
 
-fn blob_report(blob: &[u8], accuracy: f64) -> Result<BlobReport> {
+/// Size and cost figures of a blob, with its test accuracy.
+pub fn blob_report(blob: &[u8], accuracy: f64) -> Result<BlobReport> {
     let model = Model::from_bytes(blob).map_err(|e| anyhow!("{e}"))?;
     let stats = model.stats();
     Ok(BlobReport {
@@ -320,6 +321,51 @@ fn blob_report(blob: &[u8], accuracy: f64) -> Result<BlobReport> {
         macs: stats.macs,
         accuracy,
     })
+}
+
+/// What the plots of a classifier export show.
+pub struct Plots<'a> {
+    /// Model name, the loss plot's title.
+    pub title: &'a str,
+    /// Training loss and test accuracy per epoch.
+    pub history: &'a train::History,
+    /// Class names for the confusion matrix (of the int8 model).
+    pub class_names: &'a [String],
+}
+
+/// Write an export's files into `dir`: both blobs and both test-vector
+/// files, the plots (a plot that cannot be drawn is a warning, not an
+/// error), and the report last, since its presence marks a complete export.
+/// Every file is written atomically.
+pub fn write_export(
+    dir: &Path,
+    (f32_blob, f32_eval): (&[u8], &Evaluation),
+    (int8_blob, int8_eval): (&[u8], &Evaluation),
+    plots: Option<Plots<'_>>,
+    report: &impl Serialize,
+) -> Result<()> {
+    write_atomic(&dir.join("f32.bin"), f32_blob)?;
+    write_atomic(&dir.join("int8.bin"), int8_blob)?;
+    write_atomic(&dir.join("f32.vectors"), &f32_eval.vectors)?;
+    write_atomic(&dir.join("int8.vectors"), &int8_eval.vectors)?;
+    if let Some(p) = plots {
+        let results = [
+            plot::loss_curve(&dir.join("loss.png"), p.title, &p.history.train_loss, &p.history.test_accuracy),
+            plot::confusion_matrix(
+                &dir.join("confusion.png"),
+                &format!("{} int8, test split", p.title),
+                p.class_names,
+                &int8_eval.confusion,
+            ),
+        ];
+        for result in results {
+            if let Err(e) = result {
+                eprintln!("warning: plot skipped: {e:#}");
+            }
+        }
+    }
+    write_atomic(&dir.join("report.json"), serde_json::to_string_pretty(report)?.as_bytes())?;
+    Ok(())
 }
 
 /// Identifies what an export was made from: the spec, the dataset bytes, the
@@ -419,33 +465,12 @@ pub fn export_spec(
         training_seconds,
         fingerprint,
     };
-    write_atomic(&dir.join("f32.bin"), &f32_model)?;
-    write_atomic(&dir.join("int8.bin"), &int8_model)?;
-    write_atomic(&dir.join("f32.vectors"), &f32_eval.vectors)?;
-    write_atomic(&dir.join("int8.vectors"), &int8_eval.vectors)?;
-    let plots = [
-        plot::loss_curve(
-            &dir.join("loss.png"),
-            &spec.name,
-            &history.train_loss,
-            &history.test_accuracy,
-        ),
-        plot::confusion_matrix(
-            &dir.join("confusion.png"),
-            &format!("{} int8, test split", spec.name),
-            &train_set.class_names,
-            &int8_eval.confusion,
-        ),
-    ];
-    for result in plots {
-        if let Err(e) = result {
-            eprintln!("warning: plot skipped: {e:#}");
-        }
-    }
-    // The report goes last: its presence marks a complete export.
-    write_atomic(
-        &report_path,
-        serde_json::to_string_pretty(&report)?.as_bytes(),
+    write_export(
+        &dir,
+        (&f32_model, &f32_eval),
+        (&int8_model, &int8_eval),
+        Some(Plots { title: &spec.name, history: &history, class_names: &train_set.class_names }),
+        &report,
     )?;
     Ok(report)
 }

@@ -34,9 +34,7 @@ use runtime::recurrent::Cell;
 use runtime::{Model, QuantParams, TestVectors};
 
 use crate::data::Normalization;
-use crate::export::{BlobReport, Report};
-use crate::io::write_atomic;
-use crate::plot;
+use crate::export::{blob_report, write_export, Evaluation, Plots, Report};
 use crate::quantize::{params_for_range, quantize_mlp, QLayer, QuantizedMlp};
 use crate::spec::{LayerSpec, ModelSpec, OptimizerSpec};
 use crate::train::{self, Layer, Mlp};
@@ -767,16 +765,6 @@ pub fn quantize_series(model: &Model, series: &[f32]) -> Result<Vec<i8>> {
     Ok(q)
 }
 
-/// A blob run by the runtime over every series.
-#[derive(Debug, Clone)]
-pub struct Evaluation {
-    /// Fraction of series whose argmax is the label.
-    pub accuracy: f64,
-    /// `confusion[true][predicted]`.
-    pub confusion: Vec<Vec<usize>>,
-    /// Sequence test vectors (see [`runtime::vectors`]).
-    pub vectors: Vec<u8>,
-}
 
 /// Run `blob` over every series of `data` (whole sequences, step by step).
 pub fn evaluate(blob: &[u8], data: &SeriesSet) -> Result<Evaluation> {
@@ -847,17 +835,6 @@ pub fn load_sequences(spec: &ModelSpec) -> Result<(SeriesSet, SeriesSet)> {
     Ok((train, test))
 }
 
-fn blob_report(blob: &[u8], accuracy: f64) -> Result<BlobReport> {
-    let model = Model::from_bytes(blob).map_err(|e| anyhow!("{e}"))?;
-    let stats = model.stats();
-    Ok(BlobReport {
-        blob_bytes: blob.len(),
-        arena_bytes: model.arena_bytes(),
-        parameters: stats.parameters,
-        macs: stats.macs,
-        accuracy,
-    })
-}
 
 /// Train, quantize, evaluate and write everything for one sequence spec
 /// (the files of [`crate::export`]; vectors are sequence vectors).
@@ -917,25 +894,13 @@ pub fn export_sequence_spec(
         training_seconds,
         fingerprint,
     };
-    write_atomic(&dir.join("f32.bin"), &f32_model)?;
-    write_atomic(&dir.join("int8.bin"), &int8_model)?;
-    write_atomic(&dir.join("f32.vectors"), &f32_eval.vectors)?;
-    write_atomic(&dir.join("int8.vectors"), &int8_eval.vectors)?;
-    let plots = [
-        plot::loss_curve(&dir.join("loss.png"), &spec.name, &history.train_loss, &history.test_accuracy),
-        plot::confusion_matrix(
-            &dir.join("confusion.png"),
-            &format!("{} int8, test split", spec.name),
-            &train_set.class_names,
-            &int8_eval.confusion,
-        ),
-    ];
-    for result in plots {
-        if let Err(e) = result {
-            eprintln!("warning: plot skipped: {e:#}");
-        }
-    }
-    write_atomic(&report_path, serde_json::to_string_pretty(&report)?.as_bytes())?;
+    write_export(
+        &dir,
+        (&f32_model, &f32_eval),
+        (&int8_model, &int8_eval),
+        Some(Plots { title: &spec.name, history: &history, class_names: &train_set.class_names }),
+        &report,
+    )?;
     Ok(report)
 }
 

@@ -24,7 +24,6 @@ use serde_json::json;
 
 use crate::data::{self, Dataset};
 use crate::export::{self, Report};
-use crate::io::write_atomic;
 use crate::quantize::quantize_mlp;
 use crate::spec::{self, ModelSpec};
 use crate::train::{self, Mlp};
@@ -191,17 +190,6 @@ pub fn export_self_training(
     let f32_eval = export::evaluate(&f32_model, &test_set)?;
     let int8_eval = export::evaluate(&int8_model, &test_set)?;
     let baseline_eval = export::evaluate(&export::f32_blob(&out.baseline)?, &test_set)?;
-    let blob_report = |blob: &[u8], accuracy: f64| -> Result<export::BlobReport> {
-        let model = runtime::Model::from_bytes(blob).map_err(|e| anyhow!("{e}"))?;
-        let stats = model.stats();
-        Ok(export::BlobReport {
-            blob_bytes: blob.len(),
-            arena_bytes: model.arena_bytes(),
-            parameters: stats.parameters,
-            macs: stats.macs,
-            accuracy,
-        })
-    };
     let report = Report {
         name: spec.name.clone(),
         dataset: spec.dataset.path.display().to_string(),
@@ -210,8 +198,8 @@ pub fn export_self_training(
         test_samples: test_set.len(),
         f32_accuracy: f32_eval.accuracy,
         int8_accuracy: int8_eval.accuracy,
-        f32: blob_report(&f32_model, f32_eval.accuracy)?,
-        int8: blob_report(&int8_model, int8_eval.accuracy)?,
+        f32: export::blob_report(&f32_model, f32_eval.accuracy)?,
+        int8: export::blob_report(&int8_model, int8_eval.accuracy)?,
         train_loss: Vec::new(),
         training_seconds: seconds,
         fingerprint,
@@ -229,13 +217,6 @@ pub fn export_self_training(
         "pseudo_labels": out.pseudo,
         "pseudo_labels_correct": out.pseudo_correct,
     });
-    write_atomic(&dir.join("f32.bin"), &f32_model)?;
-    write_atomic(&dir.join("int8.bin"), &int8_model)?;
-    write_atomic(&dir.join("f32.vectors"), &f32_eval.vectors)?;
-    write_atomic(&dir.join("int8.vectors"), &int8_eval.vectors)?;
-    write_atomic(
-        &report_path,
-        serde_json::to_string_pretty(&value)?.as_bytes(),
-    )?;
+    export::write_export(&dir, (&f32_model, &f32_eval), (&int8_model, &int8_eval), None, &value)?;
     Ok(value)
 }
