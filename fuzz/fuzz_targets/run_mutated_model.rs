@@ -1,6 +1,7 @@
 //! A real exported blob, mutated by the fuzzer and re-sealed with a correct
 //! CRC (so mutations reach the structural checks behind it), then run on
-//! input taken from the fuzzer's bytes (NaN and infinities included).
+//! f32 input taken from the fuzzer's bytes (NaN and infinities included;
+//! int8 models get it through `quantize_input`).
 //!
 //! Input layout: `[seed index][mutation count n][n x (offset u16 LE, xor u8)][input bytes...]`.
 #![no_main]
@@ -9,7 +10,7 @@ use std::sync::OnceLock;
 
 use libfuzzer_sys::fuzz_target;
 use runtime::format::{checksum, Envelope};
-use runtime::{Model, Numeric};
+use runtime::Model;
 
 /// Every `*.bin` under `models/exported/`, read once.
 fn seeds() -> &'static [Vec<u8>] {
@@ -63,22 +64,10 @@ fuzz_target!(|data: &[u8]| {
     let Ok(model) = Model::from_bytes(&blob) else {
         return;
     };
-    let mut words = vec![0u32; model.arena_bytes().div_ceil(4)];
-    let arena: &mut [u8] = bytemuck::cast_slice_mut(&mut words);
-    let result = match model.numeric() {
-        Numeric::F32 => {
-            let mut x: Vec<f32> = input
-                .chunks_exact(4)
-                .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]))
-                .collect();
-            x.resize(model.input_len(), 0.0);
-            model.run_f32(&x, arena).map(|_| ())
-        }
-        Numeric::Int8 => {
-            let mut x: Vec<i8> = input.iter().map(|&b| b as i8).collect();
-            x.resize(model.input_len(), 0);
-            model.run_i8(&x, arena).map(|_| ())
-        }
-    };
+    let input: Vec<f32> = input
+        .chunks_exact(4)
+        .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]))
+        .collect();
+    let result = runtime_fuzz::run_any(&model, &input);
     assert!(result.is_ok(), "a model that loads must run: {result:?}");
 });

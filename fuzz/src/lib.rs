@@ -1,0 +1,33 @@
+//! What both fuzz targets do with a model that loaded: run it, through the
+//! API that fits its kind, on the given input (padded or cut to the model's
+//! input length). Any error is returned; a panic is a finding.
+
+use runtime::{Error, Model, Numeric};
+
+/// Run `model` on `input`; recurrent models take it as a two-step sequence.
+pub fn run_any(model: &Model, input: &[f32]) -> Result<(), Error> {
+    let mut x = input.to_vec();
+    x.resize(model.input_len(), 0.0);
+    let mut arena_words = vec![0u32; model.arena_bytes().div_ceil(4)];
+    let arena: &mut [u8] = bytemuck::cast_slice_mut(&mut arena_words);
+    let mut q = vec![0i8; x.len()];
+    if model.numeric() == Numeric::Int8 {
+        model.quantize_input(&x, &mut q)?;
+    }
+    if model.is_recurrent() {
+        let mut state_words = vec![0u32; model.state_bytes().div_ceil(4)];
+        let state: &mut [u8] = bytemuck::cast_slice_mut(&mut state_words);
+        return match model.numeric() {
+            Numeric::F32 => model
+                .run_sequence_f32(&[x.as_slice(), &x].concat(), state, arena)
+                .map(|_| ()),
+            Numeric::Int8 => model
+                .run_sequence_i8(&[q.as_slice(), &q].concat(), state, arena)
+                .map(|_| ()),
+        };
+    }
+    match model.numeric() {
+        Numeric::F32 => model.run_f32(&x, arena).map(|_| ()),
+        Numeric::Int8 => model.run_i8(&q, arena).map(|_| ()),
+    }
+}
