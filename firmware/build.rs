@@ -75,8 +75,12 @@ fn run() -> Result<(), String> {
     let memory_x = match env::var_os("FW_MEMORY_X") {
         Some(path) => {
             println!("cargo:rerun-if-changed={}", PathBuf::from(&path).display());
-            fs::read_to_string(&path)
-                .map_err(|e| format!("firmware: cannot read FW_MEMORY_X={}: {e}", PathBuf::from(&path).display()))?
+            fs::read_to_string(&path).map_err(|e| {
+                format!(
+                    "firmware: cannot read FW_MEMORY_X={}: {e}",
+                    PathBuf::from(&path).display()
+                )
+            })?
         }
         None => memory_x.to_string(),
     };

@@ -337,7 +337,9 @@ fn step(
     let bytes = vectors.input_bytes(index);
     match model.numeric() {
         Numeric::F32 => {
-            let sample = bytes.get(t * channels * 4..(t + 1) * channels * 4).unwrap_or(&[]);
+            let sample = bytes
+                .get(t * channels * 4..(t + 1) * channels * 4)
+                .unwrap_or(&[]);
             for (dst, c) in input_f32.iter_mut().zip(sample.chunks_exact(4)) {
                 *dst = f32::from_le_bytes([c[0], c[1], c[2], c[3]]);
             }
@@ -363,7 +365,15 @@ fn run_sequence(
 ) -> Result<(), runtime::Error> {
     model.reset(state.as_mut_bytes())?;
     for t in 0..vectors.steps(index) {
-        step(model, vectors, index, t, input_f32, state.as_mut_bytes(), arena.as_mut_bytes())?;
+        step(
+            model,
+            vectors,
+            index,
+            t,
+            input_f32,
+            state.as_mut_bytes(),
+            arena.as_mut_bytes(),
+        )?;
     }
     let _ = write!(line, "out {index} ");
     match model.numeric() {
@@ -394,10 +404,22 @@ fn stream(
     let (mut sample, mut changes, mut last) = (0usize, 0usize, usize::MAX);
     for index in 0..vectors.count as usize {
         for t in 0..vectors.steps(index) {
-            step(model, vectors, index, t, input_f32, state.as_mut_bytes(), arena.as_mut_bytes())?;
+            step(
+                model,
+                vectors,
+                index,
+                t,
+                input_f32,
+                state.as_mut_bytes(),
+                arena.as_mut_bytes(),
+            )?;
             let class = match model.numeric() {
-                Numeric::F32 => runtime::argmax(model.finish_f32(state.as_mut_bytes(), arena.as_mut_bytes())?),
-                Numeric::Int8 => runtime::argmax(model.finish_i8(state.as_mut_bytes(), arena.as_mut_bytes())?),
+                Numeric::F32 => {
+                    runtime::argmax(model.finish_f32(state.as_mut_bytes(), arena.as_mut_bytes())?)
+                }
+                Numeric::Int8 => {
+                    runtime::argmax(model.finish_i8(state.as_mut_bytes(), arena.as_mut_bytes())?)
+                }
             };
             if class != last {
                 let _ = write!(line, "stream {sample} {class}");

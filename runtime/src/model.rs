@@ -427,12 +427,19 @@ impl<'a> Model<'a> {
                 LayerDef::NearestCentroidF32 { dim, k, centroids } => {
                     let d = check_width(at, dim)?;
                     if k == 0 || k >= 1 << 24 {
-                        return Err(Error::DimensionOutOfRange { layer: at, value: k });
+                        return Err(Error::DimensionOutOfRange {
+                            layer: at,
+                            value: k,
+                        });
                     }
                     if d != width {
                         return Err(Error::ShapeMismatch { layer: at });
                     }
-                    check_len(at, centroids, (k as usize).saturating_mul(d).saturating_mul(4))?;
+                    check_len(
+                        at,
+                        centroids,
+                        (k as usize).saturating_mul(d).saturating_mul(4),
+                    )?;
                     width = 2;
                     Layer::NearestCentroidF32 { centroids }
                 }
@@ -454,13 +461,7 @@ impl<'a> Model<'a> {
                     if i != width {
                         return Err(Error::ShapeMismatch { layer: at });
                     }
-                    let forest = classical::validate_forest(
-                        at,
-                        i,
-                        sample_size,
-                        roots,
-                        nodes,
-                    )?;
+                    let forest = classical::validate_forest(at, i, sample_size, roots, nodes)?;
                     width = 1;
                     Layer::IsolationForestF32(forest)
                 }

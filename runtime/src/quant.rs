@@ -104,7 +104,11 @@ mod tests {
             };
             let multiplier = (1 << 30) | ((r >> 32) as i32 & 0x3fff_ffff);
             let shift = 1 + (next() % 62) as u8;
-            assert_eq!(rescale(value, multiplier, shift), rescale_reference(value, multiplier, shift), "{value} {multiplier} {shift}");
+            assert_eq!(
+                rescale(value, multiplier, shift),
+                rescale_reference(value, multiplier, shift),
+                "{value} {multiplier} {shift}"
+            );
             assert_eq!(rescale(value, 0, shift), 0);
         }
     }

@@ -175,7 +175,12 @@ pub(crate) struct RecurrentF32<'a> {
 
 impl<'a> RecurrentF32<'a> {
     /// Views into `params` (layout in [`crate::format::LayerDef::RecurrentF32`]).
-    pub(crate) fn from_params(cell: Cell, inputs: usize, hidden: usize, params: &'a [u8]) -> Option<Self> {
+    pub(crate) fn from_params(
+        cell: Cell,
+        inputs: usize,
+        hidden: usize,
+        params: &'a [u8],
+    ) -> Option<Self> {
         let r = cell.gates() * hidden;
         let mut p = params;
         Some(RecurrentF32 {
@@ -187,7 +192,6 @@ impl<'a> RecurrentF32<'a> {
             bias_hidden: take(&mut p, 4 * r)?,
         })
     }
-
 
     /// One step: `state` is `h` (and `c`), `gx`/`gh` hold `gates * hidden` each.
     pub fn step(&self, x: &[f32], state: &mut [f32], gx: &mut [f32], gh: &mut [f32]) {
@@ -292,7 +296,6 @@ impl<'a> RecurrentI8<'a> {
             output_zero_point,
         })
     }
-
 
     /// One step: `state` is `h` (and `c`) in int16, `gx`/`gh` hold `gates * hidden`.
     pub fn step(&self, x: &[i8], state: &mut [i16], gx: &mut [i32], gh: &mut [i32]) {

@@ -68,9 +68,11 @@ impl<'a> TestVectors<'a> {
         );
         let total_steps = match v.steps {
             None => Some(n),
-            Some(s) if s.len() == n.saturating_mul(4) => s
-                .chunks_exact(4)
-                .try_fold(0usize, |acc, c| acc.checked_add(crate::kernels::le_u32(c) as usize)),
+            Some(s) if s.len() == n.saturating_mul(4) => {
+                s.chunks_exact(4).try_fold(0usize, |acc, c| {
+                    acc.checked_add(crate::kernels::le_u32(c) as usize)
+                })
+            }
             Some(_) => None,
         };
         let Some(total_steps) = total_steps else {
@@ -91,7 +93,9 @@ impl<'a> TestVectors<'a> {
     pub fn steps(&self, index: usize) -> usize {
         match self.steps {
             None => 1,
-            Some(s) => s.get(4 * index..4 * index + 4).map_or(0, |c| crate::kernels::le_u32(c) as usize),
+            Some(s) => s
+                .get(4 * index..4 * index + 4)
+                .map_or(0, |c| crate::kernels::le_u32(c) as usize),
         }
     }
 

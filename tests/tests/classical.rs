@@ -63,7 +63,12 @@ fn node(feature: u16, left: u16, right: u16, value: f32) -> Vec<u8> {
 
 /// A valid 3-node tree on 2 inputs: split x[1] < 0.5, two leaves.
 fn tree() -> Vec<u8> {
-    [node(1, 1, 2, 0.5), node(0xFFFF, 0, 0, 1.0), node(0xFFFF, 0, 0, 2.0)].concat()
+    [
+        node(1, 1, 2, 0.5),
+        node(0xFFFF, 0, 0, 1.0),
+        node(0xFFFF, 0, 0, 2.0),
+    ]
+    .concat()
 }
 
 fn forest<'a>(roots: &'a [u8], nodes: &'a [u8], sample_size: u32) -> LayerDef<'a> {
@@ -114,36 +119,66 @@ fn bad_forests_are_named_errors() {
     let cases: Vec<(Vec<u8>, Vec<u8>, u32, Error)> = vec![
         // right child beyond the tree
         (
-            [node(1, 1, 3, 0.5), node(0xFFFF, 0, 0, 1.0), node(0xFFFF, 0, 0, 2.0)].concat(),
+            [
+                node(1, 1, 3, 0.5),
+                node(0xFFFF, 0, 0, 1.0),
+                node(0xFFFF, 0, 0, 2.0),
+            ]
+            .concat(),
             roots.to_vec(),
             4,
             Error::BadTreeNode { layer: 0, node: 0 },
         ),
         // a child pointing back at its parent (a loop)
         (
-            [node(1, 0, 2, 0.5), node(0xFFFF, 0, 0, 1.0), node(0xFFFF, 0, 0, 2.0)].concat(),
+            [
+                node(1, 0, 2, 0.5),
+                node(0xFFFF, 0, 0, 1.0),
+                node(0xFFFF, 0, 0, 2.0),
+            ]
+            .concat(),
             roots.to_vec(),
             4,
             Error::BadTreeNode { layer: 0, node: 0 },
         ),
         // split on a feature beyond the input width
         (
-            [node(2, 1, 2, 0.5), node(0xFFFF, 0, 0, 1.0), node(0xFFFF, 0, 0, 2.0)].concat(),
+            [
+                node(2, 1, 2, 0.5),
+                node(0xFFFF, 0, 0, 1.0),
+                node(0xFFFF, 0, 0, 2.0),
+            ]
+            .concat(),
             roots.to_vec(),
             4,
             Error::BadTreeNode { layer: 0, node: 0 },
         ),
         // a NaN leaf value
         (
-            [node(1, 1, 2, 0.5), node(0xFFFF, 0, 0, f32::NAN), node(0xFFFF, 0, 0, 2.0)].concat(),
+            [
+                node(1, 1, 2, 0.5),
+                node(0xFFFF, 0, 0, f32::NAN),
+                node(0xFFFF, 0, 0, 2.0),
+            ]
+            .concat(),
             roots.to_vec(),
             4,
             Error::BadTreeNode { layer: 0, node: 1 },
         ),
         // node array not a whole number of 10-byte records
-        (good[..good.len() - 1].to_vec(), roots.to_vec(), 4, Error::ShapeMismatch { layer: 0 }),
+        (
+            good[..good.len() - 1].to_vec(),
+            roots.to_vec(),
+            4,
+            Error::ShapeMismatch { layer: 0 },
+        ),
         // roots not a whole number of u32
-        (good.clone(), vec![0, 0, 0], 4, Error::ShapeMismatch { layer: 0 }),
+        (
+            good.clone(),
+            vec![0, 0, 0],
+            4,
+            Error::ShapeMismatch { layer: 0 },
+        ),
         // second tree starting inside the first (trees must tile the nodes)
         (
             good.clone(),
@@ -153,9 +188,19 @@ fn bad_forests_are_named_errors() {
             Error::BadTreeNode { layer: 0, node: 0 },
         ),
         // the first tree does not start at node 0
-        (good.clone(), 1u32.to_le_bytes().to_vec(), 4, Error::BadTreeNode { layer: 0, node: 0 }),
+        (
+            good.clone(),
+            1u32.to_le_bytes().to_vec(),
+            4,
+            Error::BadTreeNode { layer: 0, node: 0 },
+        ),
         // sample size below 2 has no normaliser
-        (good.clone(), roots.to_vec(), 1, Error::BadParameter { layer: 0 }),
+        (
+            good.clone(),
+            roots.to_vec(),
+            1,
+            Error::BadParameter { layer: 0 },
+        ),
     ];
     for (i, (nodes, roots, psi, expected)) in cases.iter().enumerate() {
         assert_eq!(
@@ -196,7 +241,15 @@ fn bad_centroid_error_and_threshold_layers_are_named_errors() {
         bias: &b,
     };
     assert_eq!(
-        load_err(2, 1, &[LayerDef::SaveSkip { slot: 0 }, dense, LayerDef::SquaredErrorF32 { slot: 0 }]),
+        load_err(
+            2,
+            1,
+            &[
+                LayerDef::SaveSkip { slot: 0 },
+                dense,
+                LayerDef::SquaredErrorF32 { slot: 0 }
+            ]
+        ),
         Some(Error::BadSkipSlot { layer: 2 })
     );
     // a threshold needs a one-value score and a number
@@ -208,7 +261,11 @@ fn bad_centroid_error_and_threshold_layers_are_named_errors() {
         load_err(
             2,
             2,
-            &[LayerDef::SaveSkip { slot: 0 }, LayerDef::SquaredErrorF32 { slot: 0 }, LayerDef::ThresholdF32 { value: f32::NAN }]
+            &[
+                LayerDef::SaveSkip { slot: 0 },
+                LayerDef::SquaredErrorF32 { slot: 0 },
+                LayerDef::ThresholdF32 { value: f32::NAN }
+            ]
         ),
         Some(Error::BadParameter { layer: 2 })
     );
@@ -248,7 +305,10 @@ fn detector_parity(name: &str, tweak: impl FnOnce(&mut ClassicalSpec)) {
         worst = worst.max(diff / (1e-6 + 1e-4 * r.abs()));
         assert_eq!(o[1], if o[0] > threshold { 1.0 } else { 0.0 });
     }
-    println!("{name}: worst |runtime - trainer| / (1e-6 + 1e-4 |trainer|) = {worst:.3} over {} windows", reference.len());
+    println!(
+        "{name}: worst |runtime - trainer| / (1e-6 + 1e-4 |trainer|) = {worst:.3} over {} windows",
+        reference.len()
+    );
     assert!(worst <= 1.0, "{name}: parity ratio {worst}");
 }
 
@@ -277,7 +337,10 @@ fn isolation_forest_runtime_matches_a_direct_walk_of_the_fitted_trees() {
     let mut arena = vec![0u32; model.arena_bytes() / 4];
     let arena: &mut [u8] = bytemuck::cast_slice_mut(&mut arena);
     let mut worst = 0.0f64;
-    for x in test_rows.chunks_exact(window).chain(train_rows.chunks_exact(window).step_by(50)) {
+    for x in test_rows
+        .chunks_exact(window)
+        .chain(train_rows.chunks_exact(window).step_by(50))
+    {
         let s = model.run_f32(x, arena).unwrap()[0];
         worst = worst.max((f64::from(s) - fitted.score(x)).abs());
     }
@@ -312,7 +375,11 @@ fn clustering_runtime_matches_trainer() {
         for (i, o) in outputs.chunks_exact(2).enumerate() {
             let (k, d) = c.assign(test.row(i));
             assert_eq!(o[0] as usize, k, "{name} row {i}");
-            assert!((f64::from(o[1]) - d).abs() <= 1e-5 * d.max(1.0), "{name} row {i}: {} vs {d}", o[1]);
+            assert!(
+                (f64::from(o[1]) - d).abs() <= 1e-5 * d.max(1.0),
+                "{name} row {i}: {} vs {d}",
+                o[1]
+            );
         }
         let _ = identity(1);
     }

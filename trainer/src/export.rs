@@ -350,7 +350,12 @@ pub fn write_export(
     write_atomic(&dir.join("int8.vectors"), &int8_eval.vectors)?;
     if let Some(p) = plots {
         let results = [
-            plot::loss_curve(&dir.join("loss.png"), p.title, &p.history.train_loss, &p.history.test_accuracy),
+            plot::loss_curve(
+                &dir.join("loss.png"),
+                p.title,
+                &p.history.train_loss,
+                &p.history.test_accuracy,
+            ),
             plot::confusion_matrix(
                 &dir.join("confusion.png"),
                 &format!("{} int8, test split", p.title),
@@ -364,7 +369,10 @@ pub fn write_export(
             }
         }
     }
-    write_atomic(&dir.join("report.json"), serde_json::to_string_pretty(report)?.as_bytes())?;
+    write_atomic(
+        &dir.join("report.json"),
+        serde_json::to_string_pretty(report)?.as_bytes(),
+    )?;
     Ok(())
 }
 
@@ -469,7 +477,11 @@ pub fn export_spec(
         &dir,
         (&f32_model, &f32_eval),
         (&int8_model, &int8_eval),
-        Some(Plots { title: &spec.name, history: &history, class_names: &train_set.class_names }),
+        Some(Plots {
+            title: &spec.name,
+            history: &history,
+            class_names: &train_set.class_names,
+        }),
         &report,
     )?;
     Ok(report)

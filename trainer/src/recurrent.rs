@@ -95,7 +95,12 @@ struct Batch {
 }
 
 fn make_batch(series: &[&[f32]], channels: usize, norm: &Normalization) -> Result<Batch> {
-    let t_max = series.iter().map(|s| s.len() / channels).max().unwrap_or(0).max(1);
+    let t_max = series
+        .iter()
+        .map(|s| s.len() / channels)
+        .max()
+        .unwrap_or(0)
+        .max(1);
     let b = series.len();
     let mut x = vec![0.0f32; b * t_max * channels];
     let mut last = vec![0.0f32; b * t_max];
@@ -193,7 +198,9 @@ fn forward(
                 LayerSpec::Gelu => y.gelu_erf()?,
                 LayerSpec::Softmax if logits_only && i + 1 == head.len() => y,
                 LayerSpec::Softmax => candle_nn::ops::softmax_last_dim(&y)?,
-                other => candle_core::bail!("layer {other} is not supported in a recurrent model's head"),
+                other => {
+                    candle_core::bail!("layer {other} is not supported in a recurrent model's head")
+                }
             },
         };
     }
@@ -227,7 +234,12 @@ impl SequenceModel {
             .iter()
             .map(|l| {
                 Ok(match l {
-                    Layer::Dense { inputs, outputs, weights, bias } => HeadT::Dense {
+                    Layer::Dense {
+                        inputs,
+                        outputs,
+                        weights,
+                        bias,
+                    } => HeadT::Dense {
                         w: tensor(weights, (*outputs, *inputs))?,
                         b: tensor(bias, *outputs)?,
                     },
@@ -268,7 +280,10 @@ impl SequenceModel {
 
 /// Split the spec's layers into recurrent layers and head; check the order.
 fn split_layers(layers: &[LayerSpec]) -> Result<(Vec<(Cell, usize)>, Vec<LayerSpec>)> {
-    let count = layers.iter().take_while(|l| matches!(l, LayerSpec::Recurrent { .. })).count();
+    let count = layers
+        .iter()
+        .take_while(|l| matches!(l, LayerSpec::Recurrent { .. }))
+        .count();
     if count == 0 {
         bail!("a sequence model starts with rnn/lstm/gru layers");
     }
@@ -281,7 +296,10 @@ fn split_layers(layers: &[LayerSpec]) -> Result<(Vec<(Cell, usize)>, Vec<LayerSp
         .collect();
     let head = layers[count..].to_vec();
     for l in &head {
-        if matches!(l, LayerSpec::Recurrent { .. } | LayerSpec::Save { .. } | LayerSpec::Add { .. }) {
+        if matches!(
+            l,
+            LayerSpec::Recurrent { .. } | LayerSpec::Save { .. } | LayerSpec::Add { .. }
+        ) {
             bail!("layer {l}: after the recurrent layers only dense layers and activations may follow");
         }
     }
@@ -321,7 +339,8 @@ pub fn train_sequence(
     for &(cell, hidden) in &rec_spec {
         let g = cell.gates() * hidden;
         let k = 1.0 / (hidden as f32).sqrt();
-        let mut uniform = |n: usize| -> Vec<f32> { (0..n).map(|_| rng.random_range(-k..k)).collect() };
+        let mut uniform =
+            |n: usize| -> Vec<f32> { (0..n).map(|_| rng.random_range(-k..k)).collect() };
         let w_ih = uniform(g * width);
         let w_hh = uniform(g * hidden);
         let mut b_ih = uniform(g);
@@ -344,7 +363,9 @@ pub fn train_sequence(
     for l in &head_spec {
         if let LayerSpec::Dense { units } = l {
             let bound = (6.0 / width as f32).sqrt();
-            let w: Vec<f32> = (0..units * width).map(|_| rng.random_range(-bound..bound)).collect();
+            let w: Vec<f32> = (0..units * width)
+                .map(|_| rng.random_range(-bound..bound))
+                .collect();
             let wv = var(w, (*units, width), &mut vars)?;
             let bv = var(vec![0.0; *units], (1, *units), &mut vars)?;
             head_vars.push((Some((wv, bv, width, *units)), *l));
@@ -371,7 +392,10 @@ pub fn train_sequence(
         let head = head_vars
             .iter()
             .map(|(p, l)| match p {
-                Some((w, b, _, _)) => HeadT::Dense { w: w.as_tensor().clone(), b: b.as_tensor().clone() },
+                Some((w, b, _, _)) => HeadT::Dense {
+                    w: w.as_tensor().clone(),
+                    b: b.as_tensor().clone(),
+                },
                 None => HeadT::Op(*l),
             })
             .collect();
@@ -379,7 +403,11 @@ pub fn train_sequence(
     };
     let mut optimizer = AdamW::new(
         vars.clone(),
-        ParamsAdamW { lr: learning_rate, weight_decay: 0.0, ..Default::default() },
+        ParamsAdamW {
+            lr: learning_rate,
+            weight_decay: 0.0,
+            ..Default::default()
+        },
     )?;
 
     let channels = train_set.channels;
@@ -396,7 +424,10 @@ pub fn train_sequence(
         order.shuffle(&mut rng);
         let (mut loss_sum, mut batches) = (0.0f32, 0);
         for chunk in order.chunks(training.batch_size) {
-            let refs: Vec<&[f32]> = chunk.iter().map(|&i| train_set.series[i].as_slice()).collect();
+            let refs: Vec<&[f32]> = chunk
+                .iter()
+                .map(|&i| train_set.series[i].as_slice())
+                .collect();
             let batch = make_batch(&refs, channels, &normalization)?;
             let ys: Vec<u32> = chunk.iter().map(|&i| train_set.labels[i] as u32).collect();
             let y = Tensor::from_vec(ys, chunk.len(), &Device::Cpu)?;
@@ -409,7 +440,11 @@ pub fn train_sequence(
         }
         let (rec, head) = tensors();
         let (out, _, _) = forward(&rec, &head, &test_batch, false)?;
-        let acc = train::accuracy(&out.flatten_all()?.to_vec1::<f32>()?, classes, &test_set.labels);
+        let acc = train::accuracy(
+            &out.flatten_all()?.to_vec1::<f32>()?,
+            classes,
+            &test_set.labels,
+        );
         let mean = loss_sum / batches.max(1) as f32;
         history.train_loss.push(mean);
         history.test_accuracy.push(acc);
@@ -451,9 +486,20 @@ pub fn train_sequence(
     let head = Mlp {
         input_len: last_hidden,
         layers: head_layers,
-        normalization: Normalization { offset: vec![0.0; last_hidden], scale: vec![1.0; last_hidden] },
+        normalization: Normalization {
+            offset: vec![0.0; last_hidden],
+            scale: vec![1.0; last_hidden],
+        },
     };
-    Ok((SequenceModel { channels, layers, head, normalization }, history))
+    Ok((
+        SequenceModel {
+            channels,
+            layers,
+            head,
+            normalization,
+        },
+        history,
+    ))
 }
 
 /// An int8 recurrent layer, parameters owned.
@@ -489,8 +535,15 @@ fn quantize_rows(w: &[f32], cols: usize) -> (Vec<i8>, Vec<f64>) {
     let mut scales = Vec::new();
     for row in w.chunks_exact(cols) {
         let amax = row.iter().fold(0.0f32, |m, &v| m.max(v.abs()));
-        let s = if amax > 0.0 { f64::from(amax) / 127.0 } else { 1.0 };
-        q.extend(row.iter().map(|&v| libm::round(f64::from(v) / s).clamp(-127.0, 127.0) as i8));
+        let s = if amax > 0.0 {
+            f64::from(amax) / 127.0
+        } else {
+            1.0
+        };
+        q.extend(
+            row.iter()
+                .map(|&v| libm::round(f64::from(v) / s).clamp(-127.0, 127.0) as i8),
+        );
         scales.push(s);
     }
     (q, scales)
@@ -504,14 +557,19 @@ fn multiplier(ratio: f64, what: &str) -> Result<(i32, u8)> {
     quantize_multiplier(ratio).ok_or_else(|| anyhow!("{what}: ratio {ratio} cannot be represented"))
 }
 
-fn quantize_layer(p: &RecurrentParams, q_in: QuantParams, q_out: QuantParams) -> Result<QRecurrent> {
+fn quantize_layer(
+    p: &RecurrentParams,
+    q_in: QuantParams,
+    q_out: QuantParams,
+) -> Result<QRecurrent> {
     let (w_input, s_in) = quantize_rows(&p.w_input, p.inputs);
     let (w_hidden, s_h) = quantize_rows(&p.w_hidden, p.hidden);
     let (mut bias_input, mut mult_input, mut shift_input) = (Vec::new(), Vec::new(), Vec::new());
     for (k, row) in w_input.chunks_exact(p.inputs).enumerate() {
         let acc_scale = s_in[k] * f64::from(q_in.scale);
         let sum: i64 = row.iter().map(|&w| i64::from(w)).sum();
-        let folded = libm::round(f64::from(p.bias_input[k]) / acc_scale) - (i64::from(q_in.zero_point) * sum) as f64;
+        let folded = libm::round(f64::from(p.bias_input[k]) / acc_scale)
+            - (i64::from(q_in.zero_point) * sum) as f64;
         bias_input.push(clamp_i32(folded));
         let (m, s) = multiplier(acc_scale * 4096.0, "input gate rescale")?;
         mult_input.push(m);
@@ -538,24 +596,35 @@ fn quantize_layer(p: &RecurrentParams, q_in: QuantParams, q_out: QuantParams) ->
         shift_input,
         mult_hidden,
         shift_hidden,
-        output: Rescale { zero_point: 0, multiplier: m, shift: s },
+        output: Rescale {
+            zero_point: 0,
+            multiplier: m,
+            shift: s,
+        },
         output_zero_point: q_out.zero_point,
     })
 }
 
 fn range(v: &[f32]) -> (f32, f32) {
-    v.iter().fold((0.0f32, 0.0f32), |(lo, hi), &x| (lo.min(x), hi.max(x)))
+    v.iter()
+        .fold((0.0f32, 0.0f32), |(lo, hi), &x| (lo.min(x), hi.max(x)))
 }
 
 /// Calibrate and quantize on (raw) training series.
-pub fn quantize_sequence(model: &SequenceModel, calibration: &[&[f32]]) -> Result<QuantizedSequence> {
+pub fn quantize_sequence(
+    model: &SequenceModel,
+    calibration: &[&[f32]],
+) -> Result<QuantizedSequence> {
     if calibration.is_empty() {
         bail!("no calibration data");
     }
     let mut normalized = Vec::new();
     for s in calibration {
         let mut out = vec![0.0; s.len()];
-        for (src, dst) in s.chunks_exact(model.channels).zip(out.chunks_exact_mut(model.channels)) {
+        for (src, dst) in s
+            .chunks_exact(model.channels)
+            .zip(out.chunks_exact_mut(model.channels))
+        {
             model.normalization.apply(src, dst);
         }
         normalized.extend(out);
@@ -576,7 +645,11 @@ pub fn quantize_sequence(model: &SequenceModel, calibration: &[&[f32]]) -> Resul
         layers.push(quantize_layer(p, q_in, q_out)?);
         q_in = q_out;
     }
-    Ok(QuantizedSequence { input_quant, layers, head })
+    Ok(QuantizedSequence {
+        input_quant,
+        layers,
+        head,
+    })
 }
 
 fn f32_bytes(v: &[f32]) -> Vec<u8> {
@@ -589,10 +662,15 @@ fn i8_bytes(v: &[i8]) -> Vec<u8> {
     v.iter().map(|&x| x as u8).collect()
 }
 
-fn encode(header: ModelHeader<'_>, layers: &[LayerDef<'_>], parameter_bytes: usize) -> Result<Vec<u8>> {
+fn encode(
+    header: ModelHeader<'_>,
+    layers: &[LayerDef<'_>],
+    parameter_bytes: usize,
+) -> Result<Vec<u8>> {
     let capacity = parameter_bytes + header.input_offset.len() * 2 + 64 * (layers.len() + 4);
     let (mut scratch, mut out) = (vec![0u8; capacity], vec![0u8; capacity + 32]);
-    let len = format::encode(header, layers, &mut scratch, &mut out).map_err(|e| anyhow!("encoding the model: {e}"))?;
+    let len = format::encode(header, layers, &mut scratch, &mut out)
+        .map_err(|e| anyhow!("encoding the model: {e}"))?;
     out.truncate(len);
     Ok(out)
 }
@@ -616,7 +694,15 @@ pub fn f32_blob(model: &SequenceModel) -> Result<Vec<u8>> {
     let rec: Vec<Vec<u8>> = model
         .layers
         .iter()
-        .map(|p| [f32_bytes(&p.w_input), f32_bytes(&p.w_hidden), f32_bytes(&p.bias_input), f32_bytes(&p.bias_hidden)].concat())
+        .map(|p| {
+            [
+                f32_bytes(&p.w_input),
+                f32_bytes(&p.w_hidden),
+                f32_bytes(&p.bias_input),
+                f32_bytes(&p.bias_hidden),
+            ]
+            .concat()
+        })
         .collect();
     let head: Vec<(Vec<u8>, Vec<u8>)> = model
         .head
@@ -638,13 +724,19 @@ pub fn f32_blob(model: &SequenceModel) -> Result<Vec<u8>> {
     }
     for (l, (w, b)) in model.head.layers.iter().zip(&head) {
         layers.push(match l {
-            Layer::Dense { inputs, outputs, .. } => {
-                LayerDef::DenseF32 { inputs: *inputs as u32, outputs: *outputs as u32, weights: w, bias: b }
-            }
+            Layer::Dense {
+                inputs, outputs, ..
+            } => LayerDef::DenseF32 {
+                inputs: *inputs as u32,
+                outputs: *outputs as u32,
+                weights: w,
+                bias: b,
+            },
             Layer::Op(op) => activation_def(op)?,
         });
     }
-    let bytes = rec.iter().map(Vec::len).sum::<usize>() + head.iter().map(|(a, b)| a.len() + b.len()).sum::<usize>();
+    let bytes = rec.iter().map(Vec::len).sum::<usize>()
+        + head.iter().map(|(a, b)| a.len() + b.len()).sum::<usize>();
     let header = ModelHeader {
         numeric: Numeric::F32,
         input_len: model.channels as u32,
@@ -685,11 +777,25 @@ pub fn int8_blob(q: &QuantizedSequence, model: &SequenceModel) -> Result<Vec<u8>
         .layers
         .iter()
         .map(|l| match l {
-            QLayer::Dense { weights, bias, multiplier, shift, .. } => {
-                [i8_bytes(weights), i32_bytes(bias), i32_bytes(multiplier), shift.clone()]
-            }
+            QLayer::Dense {
+                weights,
+                bias,
+                multiplier,
+                shift,
+                ..
+            } => [
+                i8_bytes(weights),
+                i32_bytes(bias),
+                i32_bytes(multiplier),
+                shift.clone(),
+            ],
             QLayer::Table(t) => [i8_bytes(t), vec![], vec![], vec![]],
-            QLayer::Softmax(t) => [t.iter().flat_map(|v| v.to_le_bytes()).collect(), vec![], vec![], vec![]],
+            QLayer::Softmax(t) => [
+                t.iter().flat_map(|v| v.to_le_bytes()).collect(),
+                vec![],
+                vec![],
+                vec![],
+            ],
             _ => Default::default(),
         })
         .collect();
@@ -706,7 +812,12 @@ pub fn int8_blob(q: &QuantizedSequence, model: &SequenceModel) -> Result<Vec<u8>
     }
     for (l, [a, b, c, d]) in q.head.layers.iter().zip(&head) {
         layers.push(match *l {
-            QLayer::Dense { inputs, outputs, output_zero_point, .. } => LayerDef::DenseI8 {
+            QLayer::Dense {
+                inputs,
+                outputs,
+                output_zero_point,
+                ..
+            } => LayerDef::DenseI8 {
                 inputs: inputs as u32,
                 outputs: outputs as u32,
                 weights: a,
@@ -720,7 +831,8 @@ pub fn int8_blob(q: &QuantizedSequence, model: &SequenceModel) -> Result<Vec<u8>
             _ => bail!("skip connections cannot be in a recurrent model's head"),
         });
     }
-    let bytes = rec.iter().map(Vec::len).sum::<usize>() + head.iter().flatten().map(Vec::len).sum::<usize>();
+    let bytes = rec.iter().map(Vec::len).sum::<usize>()
+        + head.iter().flatten().map(Vec::len).sum::<usize>();
     let header = ModelHeader {
         numeric: Numeric::Int8,
         input_len: model.channels as u32,
@@ -751,7 +863,10 @@ impl Buffers {
     }
     /// `(state, arena)` byte views.
     pub fn split(&mut self) -> (&mut [u8], &mut [u8]) {
-        (bytemuck::cast_slice_mut(&mut self.state), bytemuck::cast_slice_mut(&mut self.arena))
+        (
+            bytemuck::cast_slice_mut(&mut self.state),
+            bytemuck::cast_slice_mut(&mut self.arena),
+        )
     }
 }
 
@@ -765,27 +880,32 @@ pub fn quantize_series(model: &Model, series: &[f32]) -> Result<Vec<i8>> {
     Ok(q)
 }
 
-
 /// Run `blob` over every series of `data` (whole sequences, step by step).
 pub fn evaluate(blob: &[u8], data: &SeriesSet) -> Result<Evaluation> {
-    let model = Model::from_bytes(blob).map_err(|e| anyhow!("the exported blob does not load: {e}"))?;
+    let model =
+        Model::from_bytes(blob).map_err(|e| anyhow!("the exported blob does not load: {e}"))?;
     let mut buffers = Buffers::new(&model);
     let classes = data.class_count();
     let mut confusion = vec![vec![0usize; classes]; classes];
-    let (mut inputs, mut expected, mut labels, mut steps) = (Vec::new(), Vec::new(), Vec::new(), Vec::new());
+    let (mut inputs, mut expected, mut labels, mut steps) =
+        (Vec::new(), Vec::new(), Vec::new(), Vec::new());
     let mut correct = 0;
     for (i, series) in data.series.iter().enumerate() {
         let (state, arena) = buffers.split();
         let predicted = match model.numeric() {
             Numeric::F32 => {
-                let out = model.run_sequence_f32(series, state, arena).map_err(|e| anyhow!("series {i}: {e}"))?;
+                let out = model
+                    .run_sequence_f32(series, state, arena)
+                    .map_err(|e| anyhow!("series {i}: {e}"))?;
                 inputs.extend(f32_bytes(series));
                 expected.extend(f32_bytes(out));
                 runtime::argmax(out)
             }
             Numeric::Int8 => {
                 let q = quantize_series(&model, series)?;
-                let out = model.run_sequence_i8(&q, state, arena).map_err(|e| anyhow!("series {i}: {e}"))?;
+                let out = model
+                    .run_sequence_i8(&q, state, arena)
+                    .map_err(|e| anyhow!("series {i}: {e}"))?;
                 inputs.extend(i8_bytes(&q));
                 expected.extend(i8_bytes(out));
                 runtime::argmax(out)
@@ -812,21 +932,31 @@ pub fn evaluate(blob: &[u8], data: &SeriesSet) -> Result<Evaluation> {
     let mut bytes = postcard::to_stdvec(&vectors)?;
     let mut scratch = vec![0u8; 4 * steps.len()];
     let mut trailer = vec![0u8; 4 * steps.len() + 8];
-    let n = TestVectors::encode_steps(&steps, &mut scratch, &mut trailer).map_err(|e| anyhow!("{e}"))?;
+    let n = TestVectors::encode_steps(&steps, &mut scratch, &mut trailer)
+        .map_err(|e| anyhow!("{e}"))?;
     bytes.extend_from_slice(&trailer[..n]);
-    Ok(Evaluation { accuracy: correct as f64 / data.len().max(1) as f64, confusion, vectors: bytes })
+    Ok(Evaluation {
+        accuracy: correct as f64 / data.len().max(1) as f64,
+        confusion,
+        vectors: bytes,
+    })
 }
 
 /// Whether a spec describes a sequence model.
 pub fn is_sequence_spec(spec: &ModelSpec) -> bool {
-    spec.model.iter().any(|l| matches!(l, LayerSpec::Recurrent { .. }))
+    spec.model
+        .iter()
+        .any(|l| matches!(l, LayerSpec::Recurrent { .. }))
 }
 
 /// Load the spec's train and test series (`test_path` is required for `.ts`).
 pub fn load_sequences(spec: &ModelSpec) -> Result<(SeriesSet, SeriesSet)> {
     let train = ts::load_ts(&spec.dataset_path())?;
     let Some(test_path) = &spec.dataset.test_path else {
-        bail!("{}: a sequence dataset needs dataset.test_path (the TEST .ts file)", spec.name);
+        bail!(
+            "{}: a sequence dataset needs dataset.test_path (the TEST .ts file)",
+            spec.name
+        );
     };
     let test = ts::load_ts(&spec.spec_dir.join(test_path))?;
     if test.channels != train.channels || test.class_names != train.class_names {
@@ -834,7 +964,6 @@ pub fn load_sequences(spec: &ModelSpec) -> Result<(SeriesSet, SeriesSet)> {
     }
     Ok((train, test))
 }
-
 
 /// Train, quantize, evaluate and write everything for one sequence spec
 /// (the files of [`crate::export`]; vectors are sequence vectors).
@@ -850,7 +979,8 @@ pub fn export_sequence_spec(
     digest.update(crate::export::fingerprint(spec_path, spec)?.as_bytes());
     if let Some(test) = &spec.dataset.test_path {
         let path = spec.spec_dir.join(test);
-        digest.update(&std::fs::read(&path).with_context(|| format!("reading {}", path.display()))?);
+        digest
+            .update(&std::fs::read(&path).with_context(|| format!("reading {}", path.display()))?);
     }
     let fingerprint = format!("{:08x}", digest.finalize());
     let report_path = dir.join("report.json");
@@ -898,9 +1028,12 @@ pub fn export_sequence_spec(
         &dir,
         (&f32_model, &f32_eval),
         (&int8_model, &int8_eval),
-        Some(Plots { title: &spec.name, history: &history, class_names: &train_set.class_names }),
+        Some(Plots {
+            title: &spec.name,
+            history: &history,
+            class_names: &train_set.class_names,
+        }),
         &report,
     )?;
     Ok(report)
 }
-

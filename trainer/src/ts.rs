@@ -143,7 +143,10 @@ pub fn parse_ts(text: &str, path: &Path) -> Result<SeriesSet, TsError> {
             match key.as_str() {
                 "classlabel" => {
                     if !flag(&args)? {
-                        return Err(err(line_no, "@classLabel false: only classification files are supported".into()));
+                        return Err(err(
+                            line_no,
+                            "@classLabel false: only classification files are supported".into(),
+                        ));
                     }
                     let names: Vec<String> = args[1..].iter().map(|s| s.to_string()).collect();
                     if names.is_empty() {
@@ -175,7 +178,11 @@ pub fn parse_ts(text: &str, path: &Path) -> Result<SeriesSet, TsError> {
         }
         let parts: Vec<&str> = line.split(':').collect();
         let (label, channels) = parts.split_last().unwrap_or((&"", &[]));
-        let expected = dimensions.unwrap_or(if set.channels > 0 { set.channels } else { channels.len() });
+        let expected = dimensions.unwrap_or(if set.channels > 0 {
+            set.channels
+        } else {
+            channels.len()
+        });
         if channels.len() != expected || expected == 0 {
             return Err(err(
                 line_no,
@@ -187,7 +194,10 @@ pub fn parse_ts(text: &str, path: &Path) -> Result<SeriesSet, TsError> {
         let Some(class) = set.class_names.iter().position(|c| c == label) else {
             return Err(err(
                 line_no,
-                format!("unknown label {label:?} (known: {})", set.class_names.join(", ")),
+                format!(
+                    "unknown label {label:?} (known: {})",
+                    set.class_names.join(", ")
+                ),
             ));
         };
         let mut columns: Vec<Vec<f32>> = Vec::with_capacity(expected);
@@ -210,7 +220,12 @@ pub fn parse_ts(text: &str, path: &Path) -> Result<SeriesSet, TsError> {
                 if first.len() != values.len() {
                     return Err(err(
                         line_no,
-                        format!("channel {} has {} values, channel 1 has {}", c + 1, values.len(), first.len()),
+                        format!(
+                            "channel {} has {} values, channel 1 has {}",
+                            c + 1,
+                            values.len(),
+                            first.len()
+                        ),
                     ));
                 }
             }
@@ -220,7 +235,10 @@ pub fn parse_ts(text: &str, path: &Path) -> Result<SeriesSet, TsError> {
         if equal_length {
             if let Some(n) = series_length {
                 if steps != n {
-                    return Err(err(line_no, format!("{steps} steps, @seriesLength says {n}")));
+                    return Err(err(
+                        line_no,
+                        format!("{steps} steps, @seriesLength says {n}"),
+                    ));
                 }
             }
         }
@@ -255,7 +273,9 @@ pub fn fit_channel_normalization(set: &SeriesSet) -> crate::data::Normalization 
     let (mut sum, mut n) = (vec![0.0f64; c], 0usize);
     for s in &set.series {
         for step in s.chunks_exact(c) {
-            sum.iter_mut().zip(step).for_each(|(a, &x)| *a += f64::from(x));
+            sum.iter_mut()
+                .zip(step)
+                .for_each(|(a, &x)| *a += f64::from(x));
             n += 1;
         }
     }
@@ -290,7 +310,8 @@ pub fn fit_channel_normalization(set: &SeriesSet) -> crate::data::Normalization 
 mod tests {
     use super::*;
 
-    const HEADER: &str = "# test\n@problemName T\n@dimensions 2\n@equalLength false\n@classLabel true a b\n@data\n";
+    const HEADER: &str =
+        "# test\n@problemName T\n@dimensions 2\n@equalLength false\n@classLabel true a b\n@data\n";
 
     fn parse(body: &str) -> Result<SeriesSet, TsError> {
         parse_ts(&format!("{HEADER}{body}"), Path::new("t.ts"))
@@ -314,13 +335,19 @@ mod tests {
     #[test]
     fn wrong_channel_count_names_the_line() {
         let m = message("1,2:3,4:a\n1,2:b\n");
-        assert!(m.contains("line 8") && m.contains("1 channels, expected 2"), "{m}");
+        assert!(
+            m.contains("line 8") && m.contains("1 channels, expected 2"),
+            "{m}"
+        );
     }
 
     #[test]
     fn non_numeric_value_names_the_line() {
         let m = message("1,2:3,x:a\n");
-        assert!(m.contains("line 7") && m.contains("\"x\" is not a number"), "{m}");
+        assert!(
+            m.contains("line 7") && m.contains("\"x\" is not a number"),
+            "{m}"
+        );
         let m = message("1,2:3,?:a\n");
         assert!(m.contains("line 7") && m.contains("not a number"), "{m}");
     }
@@ -328,15 +355,22 @@ mod tests {
     #[test]
     fn unknown_label_names_the_line() {
         let m = message("1,2:3,4:a\n1,2:3,4:c\n");
-        assert!(m.contains("line 8") && m.contains("unknown label \"c\""), "{m}");
+        assert!(
+            m.contains("line 8") && m.contains("unknown label \"c\""),
+            "{m}"
+        );
     }
 
     #[test]
     fn other_malformed_input() {
         assert!(message("1,2:3:a\n").contains("channel 2 has 1 values"));
-        let text = "@dimensions 1\n@equalLength true\n@seriesLength 3\n@classLabel true a\n@data\n1,2:a\n";
+        let text =
+            "@dimensions 1\n@equalLength true\n@seriesLength 3\n@classLabel true a\n@data\n1,2:a\n";
         let m = parse_ts(text, Path::new("t.ts")).unwrap_err().to_string();
-        assert!(m.contains("line 6") && m.contains("@seriesLength says 3"), "{m}");
+        assert!(
+            m.contains("line 6") && m.contains("@seriesLength says 3"),
+            "{m}"
+        );
         assert!(parse_ts("@classLabel true a\n", Path::new("t.ts")).is_err());
         assert!(parse_ts("@data\n1:a\n", Path::new("t.ts")).is_err());
     }
@@ -345,6 +379,9 @@ mod tests {
     fn basic_motions_loads() {
         let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../models/datasets/basic-motions");
         let set = load_ts(&dir.join("BasicMotions_TRAIN.ts")).unwrap();
-        assert_eq!((set.len(), set.channels, set.steps(0), set.class_count()), (40, 6, 100, 4));
+        assert_eq!(
+            (set.len(), set.channels, set.steps(0), set.class_count()),
+            (40, 6, 100, 4)
+        );
     }
 }

@@ -40,7 +40,9 @@ seed = 3
     );
     let spec = parse_spec(&text, &root().join("models/specs/tiny.toml")).unwrap();
     let norm = ts::fit_channel_normalization(train);
-    recurrent::train_sequence(&spec, norm, train, test, false).unwrap().0
+    recurrent::train_sequence(&spec, norm, train, test, false)
+        .unwrap()
+        .0
 }
 
 fn calibration(set: &SeriesSet) -> Vec<&[f32]> {
@@ -118,7 +120,10 @@ fn each_cell_matches_the_trainer_and_streams_exactly() {
                 }
             }
             println!("{cell}: trainer vs runtime f32, max |difference| {worst:.2e}");
-            assert!(worst <= 1e-4, "{cell}: trainer vs runtime differ by {worst}");
+            assert!(
+                worst <= 1e-4,
+                "{cell}: trainer vs runtime differ by {worst}"
+            );
             check_streaming(&f32_blob, &series);
             check_streaming(&int8_blob, &series);
         }
@@ -131,7 +136,12 @@ fn each_cell_matches_the_trainer_and_streams_exactly() {
 
 #[test]
 fn cell_kinds_parse_from_specs() {
-    let model = tiny("parse", r#""lstm 4", "dense 4", "softmax""#, &data().0, &data().1);
+    let model = tiny(
+        "parse",
+        r#""lstm 4", "dense 4", "softmax""#,
+        &data().0,
+        &data().1,
+    );
     assert_eq!(model.layers[0].cell, Cell::Lstm);
     assert_eq!(model.layers[0].hidden, 4);
 }
@@ -153,10 +163,16 @@ fn long_stream_int8_tracks_f32() {
     let mut failures = Vec::new();
     for cell in ["rnn", "lstm", "gru"] {
         let dir = root().join(format!("models/exported/basicmotions-{cell}"));
-        let (Ok(f), Ok(i)) = (std::fs::read(dir.join("f32.bin")), std::fs::read(dir.join("int8.bin"))) else {
+        let (Ok(f), Ok(i)) = (
+            std::fs::read(dir.join("f32.bin")),
+            std::fs::read(dir.join("int8.bin")),
+        ) else {
             panic!("{} is missing: run `cargo xtask demo`", dir.display());
         };
-        let (mf, mi) = (Model::from_bytes(&f).unwrap(), Model::from_bytes(&i).unwrap());
+        let (mf, mi) = (
+            Model::from_bytes(&f).unwrap(),
+            Model::from_bytes(&i).unwrap(),
+        );
         let (mut bf, mut bi) = (Buffers::new(&mf), Buffers::new(&mi));
         let c = mf.input_len();
         let q = quantize_series(&mi, &stream).unwrap();
@@ -166,7 +182,8 @@ fn long_stream_int8_tracks_f32() {
             let (s, _) = bi.split();
             mi.reset(s).unwrap();
         }
-        let (mut agree, mut steps, mut max_err, mut sum_err, mut n_err) = (0usize, 0usize, 0.0f32, 0.0f64, 0usize);
+        let (mut agree, mut steps, mut max_err, mut sum_err, mut n_err) =
+            (0usize, 0usize, 0.0f32, 0.0f64, 0usize);
         let mut per_step_err = Vec::new();
         let mut hf = vec![0.0f32; 64];
         let mut hi = vec![0.0f32; 64];
@@ -201,7 +218,10 @@ fn long_stream_int8_tracks_f32() {
         // larger than over the first 3,000 (plus slack); occasional spikes
         // (a unit near a tanh decision flipping for a few steps) are in the max.
         let window = |s: &[f64]| s.iter().sum::<f64>() / s.len() as f64;
-        let (early, late) = (window(&per_step_err[..3000]), window(&per_step_err[steps - 3000..]));
+        let (early, late) = (
+            window(&per_step_err[..3000]),
+            window(&per_step_err[steps - 3000..]),
+        );
         println!("  mean hidden-state error: first 3000 samples {early:.5}, last 3000 {late:.5}");
         assert!(steps >= 10_000);
         if agreement < 0.99 || mean_err >= 0.05 || late > 2.0 * early + 0.01 {

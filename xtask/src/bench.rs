@@ -156,7 +156,11 @@ pub fn bench() -> Result<bool> {
         .collect();
     if !recurrent.is_empty() {
         println!("\nrecurrent models, per time step (CMSIS-NN arm_lstm_unidirectional_s8: 7.47 instr/gate-MAC at input 22 / hidden 11, 4.14 at 32/32):");
-        for (r, name) in recurrent.iter().zip(rows.iter().filter(|r| r.run.instructions_per_step.is_some()).map(|r| &r.model)) {
+        for (r, name) in recurrent.iter().zip(
+            rows.iter()
+                .filter(|r| r.run.instructions_per_step.is_some())
+                .map(|r| &r.model),
+        ) {
             let per_step = r.instructions_per_step.unwrap_or(0.0);
             println!(
                 "  {name:<20} {} {}: {per_step:.0} instructions/step, {:.2} per MAC ({} MACs/step), state {} B, arena {} B",

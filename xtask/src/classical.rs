@@ -42,7 +42,12 @@ fn purity(clusters: &[usize], labels: &[usize]) -> f64 {
 /// (ties: earlier first, NaN last), each kept unless its start is within
 /// `window` points of a kept peak; the rank is the 1-based position of the
 /// first kept peak whose window overlaps `[first, last]`.
-fn anomaly_rank(scores: &[f32], starts: &[usize], window: usize, anomaly: (usize, usize)) -> Option<usize> {
+fn anomaly_rank(
+    scores: &[f32],
+    starts: &[usize],
+    window: usize,
+    anomaly: (usize, usize),
+) -> Option<usize> {
     let mut order: Vec<usize> = (0..scores.len().min(starts.len())).collect();
     order.sort_by(|&a, &b| {
         let (x, y) = (scores[a], scores[b]);
@@ -92,7 +97,10 @@ pub fn chip_metric(report: &Value, runs: &[ChipRun]) -> Option<Value> {
                 .iter()
                 .map(|o| o.first().copied().unwrap_or(f32::NAN))
                 .collect();
-            let flagged = outputs.iter().filter(|o| o.get(1).is_some_and(|&d| d > 0.5)).count();
+            let flagged = outputs
+                .iter()
+                .filter(|o| o.get(1).is_some_and(|&d| d > 0.5))
+                .count();
             let flagged_anomaly = outputs
                 .iter()
                 .zip(&labels)
@@ -118,7 +126,11 @@ fn run_labels(report: &Value, run: &ChipRun) -> Option<Vec<usize>> {
         .join(format!("{}.vectors", run.numeric));
     let bytes = std::fs::read(path).ok()?;
     let v = runtime::TestVectors::from_bytes(&bytes).ok()?;
-    Some((0..v.count as usize).map(|i| usize::from(v.label(i))).collect())
+    Some(
+        (0..v.count as usize)
+            .map(|i| usize::from(v.label(i)))
+            .collect(),
+    )
 }
 
 /// One line for the demo: the kind's metric on the chip next to the host's.

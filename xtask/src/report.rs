@@ -221,7 +221,11 @@ pub fn test() -> Result<bool> {
             // Synthetic layers first: row counts of 3k+1 and 3k+2 and column
             // tails of 2 and 3 exercise every path of the DSP kernel (three
             // rows per pass, then the rest; four columns per step, then the rest).
-            let runs = [(Numeric::F32, Core::M4), (Numeric::Int8, Core::M4), (Numeric::Int8, Core::M0)];
+            let runs = [
+                (Numeric::F32, Core::M4),
+                (Numeric::Int8, Core::M4),
+                (Numeric::Int8, Core::M0),
+            ];
             for (rows, cols) in [(34, 30), (35, 31)] {
                 for (numeric, core) in runs {
                     let label = format!(
@@ -229,8 +233,9 @@ pub fn test() -> Result<bool> {
                         chip::numeric_name(numeric),
                         core.name()
                     );
-                    let run = synth::dense(&root.join("target/xtask/synthetic"), numeric, rows, cols)
-                        .and_then(|s| chip::run_on_chip(core, &s.model, &s.vectors));
+                    let run =
+                        synth::dense(&root.join("target/xtask/synthetic"), numeric, rows, cols)
+                            .and_then(|s| chip::run_on_chip(core, &s.model, &s.vectors));
                     tally(&label, run, &mut passed, &mut failed);
                 }
             }

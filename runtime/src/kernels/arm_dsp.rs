@@ -86,7 +86,11 @@ fn tail(acc: i32, w: &[u8], x: &[u8]) -> i32 {
 /// instructions per MAC with the loop's `adds`/`bne`).
 #[inline(always)]
 fn dot3(body: usize, x: &[u8], r0: &[u8], r1: &[u8], r2: &[u8], acc: [i32; 3]) -> [i32; 3] {
-    let in_bounds = body > 0 && body % 4 == 0 && [x.len(), r0.len(), r1.len(), r2.len()].iter().all(|&l| l >= body);
+    let in_bounds = body > 0
+        && body % 4 == 0
+        && [x.len(), r0.len(), r1.len(), r2.len()]
+            .iter()
+            .all(|&l| l >= body);
     if !in_bounds {
         return acc;
     }
@@ -143,12 +147,19 @@ fn dot3(body: usize, x: &[u8], r0: &[u8], r1: &[u8], r2: &[u8], acc: [i32; 3]) -
 #[inline(always)]
 fn dot1(x: &[u8], row: &[u8], mut acc: i32) -> i32 {
     let body = x.len() & !3;
-    for (w, xq) in row.chunks_exact(4).zip(x.get(..body).unwrap_or(&[]).chunks_exact(4)) {
+    for (w, xq) in row
+        .chunks_exact(4)
+        .zip(x.get(..body).unwrap_or(&[]).chunks_exact(4))
+    {
         let (a, xv) = (le_u32(w), le_u32(xq));
         acc = smlad(sxtb16(a), sxtb16(xv), acc);
         acc = smlad(sxtb16_ror8(a), sxtb16_ror8(xv), acc);
     }
-    tail(acc, row.get(body..).unwrap_or(&[]), x.get(body..).unwrap_or(&[]))
+    tail(
+        acc,
+        row.get(body..).unwrap_or(&[]),
+        x.get(body..).unwrap_or(&[]),
+    )
 }
 
 /// Same contract and results as [`generic::dense_i8`](super::generic::dense_i8).

@@ -14,13 +14,25 @@ pub fn dense_f32(weights: &[u8], bias: &[u8], input: &[f32], output: &mut [f32])
     if row_bytes == 0 {
         return;
     }
-    let blocks = weights.chunks_exact(4 * row_bytes).zip(bias.chunks_exact(16)).zip(output.chunks_exact_mut(4));
+    let blocks = weights
+        .chunks_exact(4 * row_bytes)
+        .zip(bias.chunks_exact(16))
+        .zip(output.chunks_exact_mut(4));
     for ((rows, b), out) in blocks {
         let (r0, rest) = rows.split_at(row_bytes);
         let (r1, rest) = rest.split_at(row_bytes);
         let (r2, r3) = rest.split_at(row_bytes);
-        let mut acc = [le_f32(&b[0..4]), le_f32(&b[4..8]), le_f32(&b[8..12]), le_f32(&b[12..16])];
-        let columns = r0.chunks_exact(4).zip(r1.chunks_exact(4)).zip(r2.chunks_exact(4)).zip(r3.chunks_exact(4));
+        let mut acc = [
+            le_f32(&b[0..4]),
+            le_f32(&b[4..8]),
+            le_f32(&b[8..12]),
+            le_f32(&b[12..16]),
+        ];
+        let columns = r0
+            .chunks_exact(4)
+            .zip(r1.chunks_exact(4))
+            .zip(r2.chunks_exact(4))
+            .zip(r3.chunks_exact(4));
         for ((((w0, w1), w2), w3), &x) in columns.zip(input) {
             acc[0] += le_f32(w0) * x;
             acc[1] += le_f32(w1) * x;
@@ -30,9 +42,11 @@ pub fn dense_f32(weights: &[u8], bias: &[u8], input: &[f32], output: &mut [f32])
         out.copy_from_slice(&acc);
     }
     let done = output.len() - output.len() % 4;
-    if let (Some(w), Some(b), Some(out)) =
-        (weights.get(done * row_bytes..), bias.get(done * 4..), output.get_mut(done..))
-    {
+    if let (Some(w), Some(b), Some(out)) = (
+        weights.get(done * row_bytes..),
+        bias.get(done * 4..),
+        output.get_mut(done..),
+    ) {
         super::generic::dense_f32(w, b, input, out);
     }
 }
@@ -55,7 +69,9 @@ mod tests {
             let rows = 1 + (next(&mut state) % 23) as usize;
             let cols = 1 + (next(&mut state) % 37) as usize;
             let mut value = || (next(&mut state) % 20_001) as f32 / 1000.0 - 10.0;
-            let weights: Vec<u8> = (0..rows * cols).flat_map(|_| value().to_le_bytes()).collect();
+            let weights: Vec<u8> = (0..rows * cols)
+                .flat_map(|_| value().to_le_bytes())
+                .collect();
             let bias: Vec<u8> = (0..rows).flat_map(|_| value().to_le_bytes()).collect();
             let input: Vec<f32> = (0..cols).map(|_| value()).collect();
             let (mut fast, mut reference) = (vec![0.0; rows], vec![0.0; rows]);

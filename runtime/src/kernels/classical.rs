@@ -136,7 +136,9 @@ impl<'a> Forest<'a> {
             if n.feature == LEAF {
                 return n.value;
             }
-            let go_left = x.get(usize::from(n.feature)).is_some_and(|&xf| xf < n.value);
+            let go_left = x
+                .get(usize::from(n.feature))
+                .is_some_and(|&xf| xf < n.value);
             at = start + usize::from(if go_left { n.left } else { n.right });
         }
         0.0

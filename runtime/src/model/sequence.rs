@@ -107,10 +107,26 @@ impl<'a> RecI8<'a> {
 
 impl SequenceLayout {
     /// Validate one recurrent layer definition at index `at` whose input has `width` values.
-    pub fn layer<'a>(&mut self, at: u32, def: LayerDef<'a>, width: &mut usize) -> Result<Layer<'a>> {
+    pub fn layer<'a>(
+        &mut self,
+        at: u32,
+        def: LayerDef<'a>,
+        width: &mut usize,
+    ) -> Result<Layer<'a>> {
         let (cell, inputs, hidden, params) = match def {
-            LayerDef::RecurrentF32 { cell, inputs, hidden, params }
-            | LayerDef::RecurrentI8 { cell, inputs, hidden, params, .. } => (cell, inputs, hidden, params),
+            LayerDef::RecurrentF32 {
+                cell,
+                inputs,
+                hidden,
+                params,
+            }
+            | LayerDef::RecurrentI8 {
+                cell,
+                inputs,
+                hidden,
+                params,
+                ..
+            } => (cell, inputs, hidden, params),
             _ => return Err(Error::Malformed),
         };
         let (i, h) = (check_width(at, inputs)?, check_width(at, hidden)?);
@@ -118,7 +134,8 @@ impl SequenceLayout {
             return Err(Error::ShapeMismatch { layer: at });
         }
         let rows = cell.gates() * h;
-        let state = u32::try_from(self.state_len).map_err(|_| Error::ShapeMismatch { layer: at })?;
+        let state =
+            u32::try_from(self.state_len).map_err(|_| Error::ShapeMismatch { layer: at })?;
         let rec = Rec {
             cell,
             inputs: i as u16, // widths are at most MAX_WIDTH (4096)
@@ -131,14 +148,25 @@ impl SequenceLayout {
                 check_len(at, params, params_len_f32(cell, i, h))?;
                 Layer::RecurrentF32(rec)
             }
-            LayerDef::RecurrentI8 { output, output_zero_point, .. } => {
+            LayerDef::RecurrentI8 {
+                output,
+                output_zero_point,
+                ..
+            } => {
                 check_len(at, params, params_len_i8(cell, i, h))?;
                 if output.zero_point != 0 || !is_valid_multiplier(output.multiplier, output.shift) {
                     return Err(Error::BadQuantization { layer: at });
                 }
-                let r = RecI8 { rec, output, output_zero_point };
+                let r = RecI8 {
+                    rec,
+                    output,
+                    output_zero_point,
+                };
                 let view = r.view().ok_or(Error::ShapeMismatch { layer: at })?;
-                let multipliers = view.mult_input.chunks_exact(4).chain(view.mult_hidden.chunks_exact(4));
+                let multipliers = view
+                    .mult_input
+                    .chunks_exact(4)
+                    .chain(view.mult_hidden.chunks_exact(4));
                 let shifts = view.shift_input.iter().chain(view.shift_hidden);
                 for (m, &s) in multipliers.zip(shifts) {
                     if !is_valid_multiplier(le_i32(m), s) {
@@ -293,7 +321,9 @@ impl<'a> Model<'a> {
                 }
                 Layer::ActivationF32(a) => activate_f32(a, x),
                 Layer::RecurrentF32(rec) => {
-                    let cell = rec.f32_view().ok_or(Error::ShapeMismatch { layer: MODEL_LEVEL })?;
+                    let cell = rec
+                        .f32_view()
+                        .ok_or(Error::ShapeMismatch { layer: MODEL_LEVEL })?;
                     let st = state
                         .get_mut(rec.state_range())
                         .ok_or(Error::ShapeMismatch { layer: MODEL_LEVEL })?;
@@ -356,7 +386,9 @@ impl<'a> Model<'a> {
                 }
                 Layer::SoftmaxI8(t) => softmax_i8(t, x),
                 Layer::RecurrentI8(rec) => {
-                    let cell = rec.view().ok_or(Error::ShapeMismatch { layer: MODEL_LEVEL })?;
+                    let cell = rec
+                        .view()
+                        .ok_or(Error::ShapeMismatch { layer: MODEL_LEVEL })?;
                     let st = state
                         .get_mut(rec.rec.state_range())
                         .ok_or(Error::ShapeMismatch { layer: MODEL_LEVEL })?;
@@ -489,7 +521,8 @@ impl<'a> Model<'a> {
             .map(|s| s.layer)
         {
             Some(Layer::RecurrentI8(r)) => (
-                r.view().ok_or(Error::ShapeMismatch { layer: MODEL_LEVEL })?,
+                r.view()
+                    .ok_or(Error::ShapeMismatch { layer: MODEL_LEVEL })?,
                 r.rec.state as usize,
             ),
             _ => return Err(Error::WrongNumericPath),

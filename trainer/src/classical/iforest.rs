@@ -176,7 +176,10 @@ impl IsolationForest {
         let mut start = 0u32;
         for tree in &self.trees {
             if tree.len() > usize::from(u16::MAX) {
-                anyhow::bail!("a tree has {} nodes, more than u16 indices hold", tree.len());
+                anyhow::bail!(
+                    "a tree has {} nodes, more than u16 indices hold",
+                    tree.len()
+                );
             }
             roots.extend(start.to_le_bytes());
             start += tree.len() as u32;

@@ -217,6 +217,12 @@ pub fn export_self_training(
         "pseudo_labels": out.pseudo,
         "pseudo_labels_correct": out.pseudo_correct,
     });
-    export::write_export(&dir, (&f32_model, &f32_eval), (&int8_model, &int8_eval), None, &value)?;
+    export::write_export(
+        &dir,
+        (&f32_model, &f32_eval),
+        (&int8_model, &int8_eval),
+        None,
+        &value,
+    )?;
     Ok(value)
 }
