@@ -376,6 +376,27 @@ pub fn write_export(
     Ok(())
 }
 
+/// The report of the export in `dir` if it is complete (`report.json` and
+/// every file in `files`) and was made from inputs with this `fingerprint`;
+/// `None` means the model must be exported again.
+pub fn up_to_date_report<R: serde::de::DeserializeOwned>(
+    dir: &Path,
+    fingerprint: &str,
+    files: &[&str],
+) -> Option<R> {
+    let value: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(dir.join("report.json")).ok()?).ok()?;
+    let complete = files.iter().all(|f| dir.join(f).is_file());
+    if value["fingerprint"] == fingerprint && complete {
+        serde_json::from_value(value).ok()
+    } else {
+        None
+    }
+}
+
+/// The files of a classifier export besides its report.
+pub const CLASSIFIER_FILES: [&str; 4] = ["f32.bin", "int8.bin", "f32.vectors", "int8.vectors"];
+
 /// Identifies what an export was made from: the spec, the dataset bytes, the
 /// format version and the trainer's and runtime's source (see `build.rs`).
 pub fn fingerprint(spec_path: &Path, spec: &ModelSpec) -> Result<String> {
@@ -424,15 +445,9 @@ pub fn export_spec(
     }
     let dir = model_dir(out_root, &spec.name);
     let fingerprint = fingerprint(spec_path, &spec)?;
-    let report_path = dir.join("report.json");
     if reuse {
-        let files = ["f32.bin", "int8.bin", "f32.vectors", "int8.vectors"];
-        if let Ok(text) = std::fs::read_to_string(&report_path) {
-            if let Ok(old) = serde_json::from_str::<Report>(&text) {
-                if old.fingerprint == fingerprint && files.iter().all(|f| dir.join(f).exists()) {
-                    return Ok(old);
-                }
-            }
+        if let Some(old) = up_to_date_report(&dir, &fingerprint, &CLASSIFIER_FILES) {
+            return Ok(old);
         }
     }
 

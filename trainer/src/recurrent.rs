@@ -34,7 +34,9 @@ use runtime::recurrent::Cell;
 use runtime::{Model, QuantParams, TestVectors};
 
 use crate::data::Normalization;
-use crate::export::{blob_report, write_export, Evaluation, Plots, Report};
+use crate::export::{
+    blob_report, up_to_date_report, write_export, Evaluation, Plots, Report, CLASSIFIER_FILES,
+};
 use crate::quantize::{params_for_range, quantize_mlp, QLayer, QuantizedMlp};
 use crate::spec::{LayerSpec, ModelSpec, OptimizerSpec};
 use crate::train::{self, Layer, Mlp};
@@ -983,15 +985,9 @@ pub fn export_sequence_spec(
             .update(&std::fs::read(&path).with_context(|| format!("reading {}", path.display()))?);
     }
     let fingerprint = format!("{:08x}", digest.finalize());
-    let report_path = dir.join("report.json");
     if reuse {
-        let files = ["f32.bin", "int8.bin", "f32.vectors", "int8.vectors"];
-        if let Ok(text) = std::fs::read_to_string(&report_path) {
-            if let Ok(old) = serde_json::from_str::<Report>(&text) {
-                if old.fingerprint == fingerprint && files.iter().all(|f| dir.join(f).exists()) {
-                    return Ok(old);
-                }
-            }
+        if let Some(old) = up_to_date_report(&dir, &fingerprint, &CLASSIFIER_FILES) {
+            return Ok(old);
         }
     }
     let (train_set, test_set) = load_sequences(spec)?;

@@ -276,16 +276,10 @@ pub fn export_classical(
     let fingerprint = fingerprint(spec_path, &files)?;
     let report_path = dir.join("report.json");
     if reuse {
-        if let Ok(text) = std::fs::read_to_string(&report_path) {
-            if let Ok(old) = serde_json::from_str::<serde_json::Value>(&text) {
-                if old["fingerprint"] == fingerprint.as_str()
-                    && ["f32.bin", "f32.vectors"]
-                        .iter()
-                        .all(|f| dir.join(f).exists())
-                {
-                    return Ok(old);
-                }
-            }
+        if let Some(old) =
+            crate::export::up_to_date_report(&dir, &fingerprint, &["f32.bin", "f32.vectors"])
+        {
+            return Ok(old);
         }
     }
     let started = Instant::now();

@@ -163,17 +163,10 @@ pub fn export_self_training(
     let (spec, st) = load(spec_path)?;
     let dir = export::model_dir(out_root, &spec.name);
     let fingerprint = export::fingerprint(spec_path, &spec)?;
-    let report_path = dir.join("report.json");
     if reuse {
-        if let Ok(text) = std::fs::read_to_string(&report_path) {
-            if let Ok(old) = serde_json::from_str::<serde_json::Value>(&text) {
-                let files = ["f32.bin", "int8.bin", "f32.vectors", "int8.vectors"];
-                if old["fingerprint"] == fingerprint.as_str()
-                    && files.iter().all(|f| dir.join(f).exists())
-                {
-                    return Ok(old);
-                }
-            }
+        if let Some(old) = export::up_to_date_report(&dir, &fingerprint, &export::CLASSIFIER_FILES)
+        {
+            return Ok(old);
         }
     }
     let (train_set, test_set) = export::load_split(&spec)?;
