@@ -376,6 +376,57 @@ pub fn write_export(
     Ok(())
 }
 
+/// Class names and row counts of a classifier's train/test split, for its report.
+pub struct Split<'a> {
+    /// Class names (index = class id).
+    pub class_names: &'a [String],
+    /// Training rows or series.
+    pub train_samples: usize,
+    /// Test rows or series (and test vectors).
+    pub test_samples: usize,
+}
+
+/// The last step of every classifier export (MLP and recurrent): build the
+/// report from both evaluated blobs and write everything with [`write_export`].
+#[allow(clippy::too_many_arguments)]
+pub fn finish_classifier_export(
+    spec: &ModelSpec,
+    dir: &Path,
+    split: Split<'_>,
+    (f32_model, f32_eval): (&[u8], &Evaluation),
+    (int8_model, int8_eval): (&[u8], &Evaluation),
+    history: &train::History,
+    training_seconds: f64,
+    fingerprint: String,
+) -> Result<Report> {
+    let report = Report {
+        name: spec.name.clone(),
+        dataset: spec.dataset.path.display().to_string(),
+        classes: split.class_names.to_vec(),
+        train_samples: split.train_samples,
+        test_samples: split.test_samples,
+        f32_accuracy: f32_eval.accuracy,
+        int8_accuracy: int8_eval.accuracy,
+        f32: blob_report(f32_model, f32_eval.accuracy)?,
+        int8: blob_report(int8_model, int8_eval.accuracy)?,
+        train_loss: history.train_loss.clone(),
+        training_seconds,
+        fingerprint,
+    };
+    write_export(
+        dir,
+        (f32_model, f32_eval),
+        (int8_model, int8_eval),
+        Some(Plots {
+            title: &spec.name,
+            history,
+            class_names: split.class_names,
+        }),
+        &report,
+    )?;
+    Ok(report)
+}
+
 /// The report of the export in `dir` if it is complete (`report.json` and
 /// every file in `files`) and was made from inputs with this `fingerprint`;
 /// `None` means the model must be exported again.
@@ -474,30 +525,18 @@ pub fn export_spec(
     let f32_eval = evaluate(&f32_model, &test_set)?;
     let int8_eval = evaluate(&int8_model, &test_set)?;
 
-    let report = Report {
-        name: spec.name.clone(),
-        dataset: spec.dataset.path.display().to_string(),
-        classes: train_set.class_names.clone(),
-        train_samples: train_set.len(),
-        test_samples: test_set.len(),
-        f32_accuracy: f32_eval.accuracy,
-        int8_accuracy: int8_eval.accuracy,
-        f32: blob_report(&f32_model, f32_eval.accuracy)?,
-        int8: blob_report(&int8_model, int8_eval.accuracy)?,
-        train_loss: history.train_loss.clone(),
-        training_seconds,
-        fingerprint,
-    };
-    write_export(
+    finish_classifier_export(
+        &spec,
         &dir,
+        Split {
+            class_names: &train_set.class_names,
+            train_samples: train_set.len(),
+            test_samples: test_set.len(),
+        },
         (&f32_model, &f32_eval),
         (&int8_model, &int8_eval),
-        Some(Plots {
-            title: &spec.name,
-            history: &history,
-            class_names: &train_set.class_names,
-        }),
-        &report,
-    )?;
-    Ok(report)
+        &history,
+        training_seconds,
+        fingerprint,
+    )
 }

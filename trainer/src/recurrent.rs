@@ -34,9 +34,7 @@ use runtime::recurrent::Cell;
 use runtime::{Model, QuantParams, TestVectors};
 
 use crate::data::Normalization;
-use crate::export::{
-    blob_report, up_to_date_report, write_export, Evaluation, Plots, Report, CLASSIFIER_FILES,
-};
+use crate::export::{up_to_date_report, Evaluation, Report, CLASSIFIER_FILES};
 use crate::quantize::{params_for_range, quantize_mlp, QLayer, QuantizedMlp};
 use crate::spec::{LayerSpec, ModelSpec, OptimizerSpec};
 use crate::train::{self, Layer, Mlp};
@@ -1006,30 +1004,18 @@ pub fn export_sequence_spec(
     let int8_model = int8_blob(&quantized, &model)?;
     let f32_eval = evaluate(&f32_model, &test_set)?;
     let int8_eval = evaluate(&int8_model, &test_set)?;
-    let report = Report {
-        name: spec.name.clone(),
-        dataset: spec.dataset.path.display().to_string(),
-        classes: train_set.class_names.clone(),
-        train_samples: train_set.len(),
-        test_samples: test_set.len(),
-        f32_accuracy: f32_eval.accuracy,
-        int8_accuracy: int8_eval.accuracy,
-        f32: blob_report(&f32_model, f32_eval.accuracy)?,
-        int8: blob_report(&int8_model, int8_eval.accuracy)?,
-        train_loss: history.train_loss.clone(),
-        training_seconds,
-        fingerprint,
-    };
-    write_export(
+    crate::export::finish_classifier_export(
+        &spec,
         &dir,
+        crate::export::Split {
+            class_names: &train_set.class_names,
+            train_samples: train_set.len(),
+            test_samples: test_set.len(),
+        },
         (&f32_model, &f32_eval),
         (&int8_model, &int8_eval),
-        Some(Plots {
-            title: &spec.name,
-            history: &history,
-            class_names: &train_set.class_names,
-        }),
-        &report,
-    )?;
-    Ok(report)
+        &history,
+        training_seconds,
+        fingerprint,
+    )
 }
