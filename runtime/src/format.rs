@@ -25,7 +25,8 @@
 //!
 //! Version 2 added the classical layers: [`LayerDef::NearestCentroidF32`],
 //! [`LayerDef::SquaredErrorF32`], [`LayerDef::IsolationForestF32`] and
-//! [`LayerDef::ThresholdF32`].
+//! [`LayerDef::ThresholdF32`]. Version 3 added the transformer layers, from
+//! [`LayerDef::Tokens`] on (see "Sequences of tokens" below).
 //!
 //! # Numeric paths
 //! A model is either all-f32 or all-int8 ([`Numeric`]). int8 layers follow the
@@ -34,13 +35,27 @@
 //! int32 with the input zero point already folded in
 //! (`bias' = bias - zp_in * sum(w)`), and each output channel is rescaled with a
 //! fixed-point multiplier `m / 2^shift` (`m` an int32 in `[2^30, 2^31)` or 0).
+//!
+//! # Sequences of tokens (transformer models)
+//!
+//! A transformer model starts with [`LayerDef::Tokens`], which declares its
+//! `input_len` values as `tokens` rows (token-major, row after row). From there
+//! every tensor is `tokens x width` and per-token layers (dense, activations,
+//! tables, LayerNorm, positional tables) act on each row alone, while
+//! attention mixes rows. [`LayerDef::Pool`] ends the sequence (one row).
+//!
+//! A *causal* model (`Tokens { causal: true }`) has no pooling and can also run
+//! one token at a time with a key/value cache (the step API of
+//! [`Model`](crate::Model)); its output is one row per token.
 
 use serde::{Deserialize, Serialize};
 
 /// First four bytes of every blob.
 pub const MAGIC: [u8; 4] = *b"MCUN";
 /// The payload version this runtime reads and the trainer writes.
-pub const FORMAT_VERSION: u16 = 2;
+pub const FORMAT_VERSION: u16 = 3;
+/// Most tokens a sequence (and a key/value cache) may hold.
+pub const MAX_TOKENS: u32 = 256;
 /// Most layers a model may have.
 pub const MAX_LAYERS: usize = 32;
 /// Most skip slots (saved activations for residual connections) a model may use.
@@ -298,6 +313,209 @@ pub enum LayerDef<'a> {
         /// Zero point of the int8 output tensor.
         output_zero_point: i8,
     },
+    /// First layer of a transformer model: the `input_len` values are
+    /// `tokens` rows of `input_len / tokens` values (see the module docs).
+    Tokens {
+        /// Rows, in `1..=MAX_TOKENS`; divides `input_len`. The context
+        /// (and key/value cache capacity) of a causal model.
+        tokens: u32,
+        /// Attention sees only earlier tokens; enables the step API.
+        causal: bool,
+    },
+    /// Token embedding, f32: each row holds one value `x`, the token id is
+    /// `round(x)` clamped to `[0, vocab)` (NaN: 0), and the row becomes
+    /// `table[id]` (`dim` values). With the input normalization this turns a
+    /// raw value into one of `vocab` evenly spaced bins.
+    EmbeddingF32 {
+        /// Number of token ids.
+        vocab: u32,
+        /// Width of each embedding.
+        dim: u32,
+        /// `vocab x dim` f32.
+        #[serde(borrow)]
+        table: &'a [u8],
+    },
+    /// Token embedding, int8: the id is the quantized input value clamped to
+    /// `[0, vocab)` (exporters quantize ids with scale 1, zero point 0) and
+    /// `table` holds the embeddings already in the output's quantization.
+    EmbeddingI8 {
+        /// Number of token ids, at most 128.
+        vocab: u32,
+        /// Width of each embedding.
+        dim: u32,
+        /// `vocab x dim` i8.
+        #[serde(borrow)]
+        table: &'a [u8],
+    },
+    /// `x += table`, f32, over the whole `tokens x width` tensor (fixed
+    /// sinusoidal positions). In the step API, row `position` of the table.
+    AddTableF32 {
+        /// `tokens * width` f32.
+        #[serde(borrow)]
+        table: &'a [u8],
+    },
+    /// int8 `y = zp_out + rescale(x - zp_x) + table[i]`, saturated; `table`
+    /// is `tokens * width` i16 (LE) already in output steps.
+    AddTableI8 {
+        /// Rescaling of the current tensor to the output scale.
+        input: Rescale,
+        /// `tokens * width` i16.
+        #[serde(borrow)]
+        table: &'a [u8],
+        /// Zero point of the result.
+        output_zero_point: i8,
+    },
+    /// LayerNorm over each row, f32: `y = (x - mean) / sqrt(var + eps) *
+    /// gamma + beta` with the biased variance.
+    LayerNormF32 {
+        /// Row width.
+        dim: u32,
+        /// Added to the variance; finite and non-negative.
+        eps: f32,
+        /// `gamma` then `beta`, `dim` f32 each.
+        #[serde(borrow)]
+        params: &'a [u8],
+    },
+    /// LayerNorm over each row, integer-only. With `S = sum(x)`,
+    /// `c = dim * x - S`, `V = sum(c^2)` (u64),
+    /// `sigma = max(1, isqrt(V / dim + eps))`, `inv = 2^40 / sigma`,
+    /// `n = (c * inv + 2^27) >> 28` (Q12 of the normalized value) and
+    /// `y = sat(zp_out + ((gamma * n + beta + 2^23) >> 24))` in i64, so
+    /// `gamma = round(gamma_real / s_out * 2^12)`,
+    /// `beta = round(beta_real / s_out * 2^24)` and
+    /// `eps = eps_real * dim^2 / s_in^2` (saturated).
+    LayerNormI8 {
+        /// Row width.
+        dim: u32,
+        /// Variance epsilon in squared input steps times `dim^2`.
+        eps: u32,
+        /// `gamma` then `beta`, `dim` i32 (LE) each.
+        #[serde(borrow)]
+        params: &'a [u8],
+        /// Zero point of the output.
+        output_zero_point: i8,
+    },
+    /// Multi-head self-attention with input and output projections, f32.
+    ///
+    /// Per row `i`: `[q k v] = W_qkv x_i + b_qkv` (`3 dim` values: q, then k,
+    /// then v); with [`Position::Rope`] each head's `q` and `k` pairs
+    /// `(2m, 2m+1)` are rotated by the table's `(cos, sin)` for the row's
+    /// position. For head `h` (values `h*d .. (h+1)*d`, `d = dim / heads`),
+    /// `s_j = (q_i . k_j) * (1 / sqrt(d)) + bias_h[i - j + tokens - 1]` over
+    /// `j` in `0..tokens` (causal: `0..=i`), `p = softmax(s)` (exp(s - max),
+    /// summed in order), `ctx_i = sum_j p_j v_j` (in order of `j`), then
+    /// `y_i = W_out ctx_i + b_out`.
+    ///
+    /// `params`, f32: `W_qkv` (`3 dim x dim`), `b_qkv` (`3 dim`), `W_out`
+    /// (`dim x dim`), `b_out` (`dim`), then the position table:
+    /// relative bias `heads x (2 tokens - 1)`, RoPE `tokens x d`
+    /// (`cos, sin` per pair and position), none otherwise.
+    AttentionF32 {
+        /// Row width (model dimension).
+        dim: u32,
+        /// Heads; divides `dim`.
+        heads: u32,
+        /// How positions enter the scores.
+        position: Position,
+        /// All parameters, see above.
+        #[serde(borrow)]
+        params: &'a [u8],
+    },
+    /// Multi-head self-attention, integer-only (same structure as
+    /// [`LayerDef::AttentionF32`]); q, k, v and the context are symmetric
+    /// int8 (zero point 0).
+    ///
+    /// 1. `[q k v]` = int8 dense of the row (`qkv`, output zero point 0).
+    /// 2. RoPE: `q'_{2m} = sat((q_{2m} c - q_{2m+1} s + 2^13) >> 14)`,
+    ///    `q'_{2m+1} = sat((q_{2m} s + q_{2m+1} c + 2^13) >> 14)` with
+    ///    `(c, s)` Q14 i16 from the table; same for `k`.
+    /// 3. `a_j = q_i . k_j + bias_h[i - j + tokens - 1]` (i32, bias i32).
+    /// 4. `e_j = exp_table[r]` if `r = rescale(max(a) - a_j, score) < 256`,
+    ///    else 0 (`exp_table` 256 u16, entry 0 non-zero).
+    /// 5. `num = sum_j e_j v_j` (i32), `inv = 2^47 / sum(e)` (u64),
+    ///    `t = (num * inv + 2^30) >> 31` (i64),
+    ///    `ctx = sat(rescale(t, context))`.
+    /// 6. `y` = int8 dense of `ctx` (`out`).
+    AttentionI8 {
+        /// Row width.
+        dim: u32,
+        /// Heads; divides `dim`.
+        heads: u32,
+        /// How positions enter the scores.
+        position: Position,
+        /// Projection to q, k, v (`3 dim` outputs, zero point 0).
+        qkv: DenseI8Params<'a>,
+        /// Score difference to exp-table index.
+        score: Rescale,
+        /// 256 u16 (LE).
+        #[serde(borrow)]
+        exp_table: &'a [u8],
+        /// Relative bias `heads x (2 tokens - 1)` i32, RoPE `tokens x d`
+        /// i16 (`cos, sin` Q14 per pair), or empty.
+        #[serde(borrow)]
+        position_table: &'a [u8],
+        /// Q16 context to the int8 context (its zero point must be 0).
+        context: Rescale,
+        /// Output projection (`dim` outputs).
+        out: DenseI8Params<'a>,
+    },
+    /// Pooling over the rows, either path: the sequence becomes one row.
+    /// int8 mean: `floor((2 sum + tokens) / (2 tokens))`.
+    Pool {
+        /// Mean of the rows, or the first row (class token).
+        kind: PoolKind,
+    },
+    /// Prepend a learned class-token row (`tokens` becomes `tokens + 1`).
+    /// `vector` is `width` f32 (LE), or `width` i8 in the current
+    /// tensor's quantization.
+    ClassToken {
+        /// The class token.
+        #[serde(borrow)]
+        vector: &'a [u8],
+    },
+}
+
+/// How an attention layer sees positions (fixed sinusoidal positions are an
+/// [`LayerDef::AddTableF32`] / [`LayerDef::AddTableI8`] before it instead).
+#[derive(Serialize, Deserialize, Debug, Clone, Copy, PartialEq, Eq)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
+pub enum Position {
+    /// No positional term in the scores.
+    None,
+    /// A learned bias per head and relative distance, added to the scores.
+    RelativeBias,
+    /// Rotary position embedding of q and k.
+    Rope,
+}
+
+/// How [`LayerDef::Pool`] reduces the rows.
+#[derive(Serialize, Deserialize, Debug, Clone, Copy, PartialEq, Eq)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
+pub enum PoolKind {
+    /// Mean of every row.
+    Mean,
+    /// The first row (a class token's).
+    First,
+}
+
+/// Parameters of an int8 dense map inside a larger layer (same scheme as
+/// [`LayerDef::DenseI8`]; the input width is the layer's).
+#[derive(Serialize, Deserialize, Debug, Clone, Copy, PartialEq)]
+pub struct DenseI8Params<'a> {
+    /// `outputs x inputs` i8, row-major.
+    #[serde(borrow)]
+    pub weights: &'a [u8],
+    /// `outputs` i32, input zero point folded in.
+    #[serde(borrow)]
+    pub bias: &'a [u8],
+    /// `outputs` i32 multipliers.
+    #[serde(borrow)]
+    pub multiplier: &'a [u8],
+    /// `outputs` shifts.
+    #[serde(borrow)]
+    pub shift: &'a [u8],
+    /// Zero point of the output.
+    pub output_zero_point: i8,
 }
 
 /// `(q - zero_point) * multiplier / 2^shift`, the integer form of a scale ratio.

@@ -478,6 +478,7 @@ impl<'a> Model<'a> {
                 def @ (LayerDef::RecurrentF32 { .. } | LayerDef::RecurrentI8 { .. }) => {
                     seq.layer(at, def, &mut width)?
                 }
+                _ => return Err(Error::Malformed),
             };
             work_width = work_width.max(width);
             steps
