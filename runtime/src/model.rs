@@ -118,11 +118,11 @@ enum Layer<'a> {
         table: &'a [u8],
         output_zero_point: i8,
     },
-    LayerNormF32 {
+    NormF32 {
         eps: f32,
         params: &'a [u8],
     },
-    LayerNormI8 {
+    NormI8 {
         eps: u32,
         params: &'a [u8],
         output_zero_point: i8,
@@ -611,8 +611,8 @@ impl<'a> Model<'a> {
                 Layer::EmbeddingI8 { .. } => "embedding int8",
                 Layer::AddTableF32(_) => "positions f32",
                 Layer::AddTableI8 { .. } => "positions int8",
-                Layer::LayerNormF32 { .. } => "layernorm f32",
-                Layer::LayerNormI8 { .. } => "layernorm int8",
+                Layer::NormF32 { .. } => "layernorm f32",
+                Layer::NormI8 { .. } => "layernorm int8",
                 Layer::Attention(i) => match self.tf.attention.get(usize::from(i)) {
                     Some(a) => a.kind(),
                     None => "attention",
@@ -681,7 +681,7 @@ impl<'a> Model<'a> {
                 Layer::AddTableF32(t) | Layer::AddTableI8 { table: t, .. } => {
                     s.parameter_bytes += t.len()
                 }
-                Layer::LayerNormF32 { params, .. } | Layer::LayerNormI8 { params, .. } => {
+                Layer::NormF32 { params, .. } | Layer::NormI8 { params, .. } => {
                     s.parameters += params.len() / 4;
                     s.parameter_bytes += params.len();
                     s.macs += params.len() / 8 * step.tokens;
@@ -893,7 +893,7 @@ impl<'a> Model<'a> {
                         *v += le_f32(b);
                     }
                 }
-                Layer::LayerNormF32 { eps, params } => x
+                Layer::NormF32 { eps, params } => x
                     .chunks_exact_mut(row)
                     .for_each(|r| layer_norm_f32(r, eps, params)),
                 Layer::Attention(i) => {
@@ -1079,7 +1079,7 @@ impl<'a> Model<'a> {
                         );
                     }
                 }
-                Layer::LayerNormI8 {
+                Layer::NormI8 {
                     eps,
                     params,
                     output_zero_point,

@@ -271,7 +271,7 @@ impl<'a> TokenLayout<'a> {
                     return Err(Error::BadParameter { layer: at });
                 }
                 check_len(at, params, 2 * row * 4)?;
-                Layer::LayerNormF32 { eps, params }
+                Layer::NormF32 { eps, params }
             }
             LayerDef::LayerNormI8 {
                 dim,
@@ -286,7 +286,7 @@ impl<'a> TokenLayout<'a> {
                     return Err(Error::ShapeMismatch { layer: at });
                 }
                 check_len(at, params, 2 * row * 4)?;
-                Layer::LayerNormI8 {
+                Layer::NormI8 {
                     eps,
                     params,
                     output_zero_point,
