@@ -257,8 +257,50 @@ fn open_envelope(blob: &[u8]) -> Result<&[u8]> {
 }
 
 impl<'a> Model<'a> {
+    /// A model with no layers and no input: every run returns an error until
+    /// [`Model::load`] fills it. `const`, so firmware can keep it in a static.
+    pub const fn empty() -> Self {
+        Model {
+            header: ModelHeader {
+                numeric: Numeric::F32,
+                input_len: 0,
+                output_len: 0,
+                arena_bytes: 0,
+                layer_count: 0,
+                input_offset: &[],
+                input_scale: &[],
+                input_quant: None,
+                output_quant: None,
+            },
+            steps: heapless::Vec::new(),
+            slots: [Slot { offset: 0 }; MAX_SKIP_SLOTS],
+            work_width: 0,
+            arena_bytes: 0,
+            seq: sequence::SequenceLayout::new(),
+            tf: transformer::TokenLayout::new(),
+        }
+    }
+
     /// Parse and validate a blob (see the module docs for every check).
     pub fn from_bytes(blob: &'a [u8]) -> Result<Self> {
+        let mut model = Model::empty();
+        model.load(blob)?;
+        Ok(model)
+    }
+
+    /// [`Model::from_bytes`] into an existing model, without moving a whole
+    /// [`Model`] around on the stack (on a chip, keep it in a static). On
+    /// error the model is left [`Model::empty`].
+    pub fn load(&mut self, blob: &'a [u8]) -> Result<()> {
+        let result = self.load_checked(blob);
+        if result.is_err() {
+            *self = Model::empty();
+        }
+        result
+    }
+
+    fn load_checked(&mut self, blob: &'a [u8]) -> Result<()> {
+        *self = Model::empty();
         let payload = open_envelope(blob)?;
         let (header, mut rest) = postcard::take_from_bytes::<ModelHeader>(payload)?;
         if header.layer_count as usize > MAX_LAYERS {
@@ -274,17 +316,17 @@ impl<'a> Model<'a> {
             rest = tail;
             Ok(def)
         });
-        let model = Self::validate(header, defs)?;
+        self.validate(header, defs)?;
         if !rest.is_empty() {
             return Err(Error::Malformed);
         }
-        if header.arena_bytes as usize != model.arena_bytes {
+        if header.arena_bytes as usize != self.arena_bytes {
             return Err(Error::ArenaSizeMismatch {
                 declared: header.arena_bytes,
-                needed: model.arena_bytes as u32,
+                needed: self.arena_bytes as u32,
             });
         }
-        Ok(model)
+        Ok(())
     }
 
     /// The arena bytes a header and its layers need, with every check of
@@ -297,13 +339,17 @@ impl<'a> Model<'a> {
                 max: MAX_LAYERS as u32,
             });
         }
-        Self::validate(header, layers.iter().copied().map(Ok)).map(|m| m.arena_bytes as u32)
+        let mut model = Model::empty();
+        model.validate(header, layers.iter().copied().map(Ok))?;
+        Ok(model.arena_bytes as u32)
     }
 
+    /// Validate into `self` (assumed empty), building the steps in place.
     fn validate(
+        &mut self,
         header: ModelHeader<'a>,
         defs: impl Iterator<Item = Result<LayerDef<'a>>>,
-    ) -> Result<Self> {
+    ) -> Result<()> {
         let input_len = check_width(MODEL_LEVEL, header.input_len)?;
         let output_len = check_width(MODEL_LEVEL, header.output_len)?;
         check_len(MODEL_LEVEL, header.input_offset, input_len * 4)?;
@@ -321,13 +367,13 @@ impl<'a> Model<'a> {
             }
         }
 
-        let mut steps = heapless::Vec::new();
+        let steps = &mut self.steps;
         let mut width = input_len;
         let mut work_width = input_len;
         let mut slot_capacity = [0usize; MAX_SKIP_SLOTS];
         let mut slot_width: [Option<usize>; MAX_SKIP_SLOTS] = [None; MAX_SKIP_SLOTS];
-        let mut seq = sequence::SequenceLayout::default();
-        let mut tf = transformer::TokenLayout::default();
+        let seq = &mut self.seq;
+        let tf = &mut self.tf;
         let mut tokens = 1usize;
         for (index, def) in defs.enumerate() {
             let def = def?;
@@ -541,17 +587,13 @@ impl<'a> Model<'a> {
             *slot = Slot { offset };
             offset += capacity;
         }
-        let arena_bytes = seq.finish(&steps, offset * element_bytes(numeric))?;
-        let arena_bytes = tf.finish(&steps, arena_bytes, numeric)?;
-        Ok(Model {
-            header,
-            steps,
-            slots,
-            work_width,
-            arena_bytes,
-            seq,
-            tf,
-        })
+        let arena_bytes = seq.finish(steps, offset * element_bytes(numeric))?;
+        let arena_bytes = tf.finish(steps, arena_bytes, numeric)?;
+        self.header = header;
+        self.slots = slots;
+        self.work_width = work_width;
+        self.arena_bytes = arena_bytes;
+        Ok(())
     }
 
     /// The model's numeric path.

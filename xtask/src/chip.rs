@@ -218,7 +218,7 @@ pub fn run_on_chip(core: Core, model_path: &Path, vectors_path: &Path) -> Result
         outputs,
         state_bytes: model.state_bytes(),
         steps,
-        instructions_per_step: (model.is_recurrent() && steps > 0)
+        instructions_per_step: ((model.is_recurrent() || model.is_causal()) && steps > 0)
             .then(|| instructions as f64 / steps as f64),
         stream,
     })

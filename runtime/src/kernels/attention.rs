@@ -148,7 +148,7 @@ pub fn layer_norm_f32(x: &mut [f32], eps: f32, params: &[u8]) {
 
 /// One head of attention for one query row, integer-only (steps 3-5 of
 /// [`LayerDef::AttentionI8`](crate::format::LayerDef::AttentionI8)).
-/// `scores` (at least `tokens` long) is scratch; `out` gets `d` int8 values.
+/// `scores` (at least `tokens + d` long) is scratch; `out` gets `d` int8 values.
 #[allow(clippy::too_many_arguments)]
 pub fn attend_i8(
     q: &[i8],
@@ -162,6 +162,9 @@ pub fn attend_i8(
     out: &mut [i8],
 ) {
     let d = q.len();
+    let (scores, num) = scores.split_at_mut(kv.tokens.min(scores.len()));
+    let take = d.min(num.len());
+    let num = &mut num[..take];
     let count = span.len().min(scores.len());
     let live = &mut scores[..count];
     let mut max = i32::MIN;
@@ -190,15 +193,17 @@ pub fn attend_i8(
         };
         sum += *s as u32;
     }
+    // Weighted sum of the value rows, key by key (one row lookup per key).
+    num.iter_mut().for_each(|v| *v = 0);
+    for (n, &e) in live.iter().enumerate() {
+        for (acc, &v) in num.iter_mut().zip(kv.value(span.first + n, d)) {
+            *acc += e * i32::from(v);
+        }
+    }
     // The max's entry is exp_table[0] > 0 (checked at load), so sum >= 1.
     let inv = (1u64 << 47) / u64::from(sum.max(1));
-    for (dd, o) in out.iter_mut().enumerate() {
-        let mut num = 0i32;
-        for (n, &e) in live.iter().enumerate() {
-            let v = kv.value(span.first + n, d).get(dd).copied().unwrap_or(0);
-            num += e * i32::from(v);
-        }
-        let t = ((i64::from(num) * inv as i64 + (1 << 30)) >> 31) as i32;
+    for (o, &acc) in out.iter_mut().zip(num.iter()) {
+        let t = ((i64::from(acc) * inv as i64 + (1 << 30)) >> 31) as i32;
         *o = saturate_i8(rescale(t, context.multiplier, context.shift));
     }
 }

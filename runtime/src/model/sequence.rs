@@ -106,6 +106,16 @@ impl<'a> RecI8<'a> {
 }
 
 impl SequenceLayout {
+    /// No recurrent layers.
+    pub const fn new() -> Self {
+        SequenceLayout {
+            head_start: 0,
+            state_len: 0,
+            gate_rows: 0,
+            scratch_offset: 0,
+        }
+    }
+
     /// Validate one recurrent layer definition at index `at` whose input has `width` values.
     pub fn layer<'a>(
         &mut self,

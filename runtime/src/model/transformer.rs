@@ -12,7 +12,8 @@
 //! # Arena
 //! After the work buffers and skip slots, an attention scratch sized for the
 //! largest attention layer: q, k, v and the context (`tokens x dim` each) and
-//! one row of `tokens` scores (f32, or i32 on the int8 path). All of it is in
+//! one row of `tokens` scores (f32; on the int8 path i32, plus `dim` i32
+//! accumulators). All of it is in
 //! [`Model::arena_bytes`](super::Model::arena_bytes), known at export.
 //!
 //! # Causal models and the key/value cache
@@ -181,6 +182,18 @@ fn dense_rows<'a>(
 }
 
 impl<'a> TokenLayout<'a> {
+    /// Not a transformer.
+    pub const fn new() -> Self {
+        TokenLayout {
+            tokens: 0,
+            causal: false,
+            absolute: false,
+            attention: heapless::Vec::new(),
+            state_bytes: 0,
+            scratch_offset: 0,
+        }
+    }
+
     /// Validate one transformer layer at index `at`. `width` is the whole
     /// tensor's width and `tokens` its rows; both are updated.
     pub fn layer(
@@ -485,7 +498,7 @@ impl<'a> TokenLayout<'a> {
         let scratch = self
             .attention
             .iter()
-            .map(|a| (4 * a.tokens * a.dim * element).div_ceil(4) * 4 + 4 * a.tokens)
+            .map(|a| (4 * a.tokens * a.dim * element).div_ceil(4) * 4 + 4 * (a.tokens + a.dim))
             .max()
             .unwrap_or(0);
         self.scratch_offset = bytes.div_ceil(4) * 4;
@@ -691,7 +704,7 @@ impl Attention<'_> {
         let block = t * dim;
         let (bytes, score_bytes) = scratch.split_at_mut((4 * block).div_ceil(4) * 4);
         let scores: &mut [i32] =
-            bytemuck::try_cast_slice_mut(score_bytes.get_mut(..4 * t).ok_or(BAD)?)
+            bytemuck::try_cast_slice_mut(score_bytes.get_mut(..4 * (t + dim)).ok_or(BAD)?)
                 .map_err(|_| Error::ArenaMisaligned)?;
         let ints: &mut [i8] = bytemuck::cast_slice_mut(bytes);
         let (q, rest) = ints.split_at_mut(block.min(ints.len()));
