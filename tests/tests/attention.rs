@@ -550,3 +550,165 @@ fn pooling_and_class_token_shapes() {
         assert!(!model.is_causal());
     }
 }
+
+#[test]
+fn malformed_transformer_layers_are_rejected_by_name() {
+    let mut rng = Rng(11);
+    let att = F32Attention::random(&mut rng, Position::Rope);
+    let params = le(&att.params);
+    let (offset, scale) = f32_header(T * D);
+    let header = ModelHeader {
+        numeric: Numeric::F32,
+        input_len: (T * D) as u32,
+        output_len: (T * D) as u32,
+        arena_bytes: 0,
+        layer_count: 0,
+        input_offset: &offset,
+        input_scale: &scale,
+        input_quant: None,
+        output_quant: None,
+    };
+    let tokens = |causal| LayerDef::Tokens {
+        tokens: T as u32,
+        causal,
+    };
+    let attention = |heads: u32, position, params| LayerDef::AttentionF32 {
+        dim: D as u32,
+        heads,
+        position,
+        params,
+    };
+    let check = |layers: &[LayerDef<'_>], header: ModelHeader<'_>| {
+        let mut h = header;
+        h.layer_count = layers.len() as u32;
+        Model::required_arena_bytes(h, layers).err()
+    };
+    let shape = |layer| Some(Error::ShapeMismatch { layer });
+    // Attention without a Tokens layer first, or Tokens later.
+    assert_eq!(
+        check(&[attention(2, Position::Rope, &params)], header),
+        shape(0)
+    );
+    assert_eq!(
+        check(&[LayerDef::SaveSkip { slot: 0 }, tokens(false)], header),
+        shape(1)
+    );
+    // Tokens that do not divide the input.
+    let seven = LayerDef::Tokens {
+        tokens: 7,
+        causal: false,
+    };
+    assert_eq!(check(&[seven], header), shape(0));
+    // Heads that do not divide the width; RoPE with an odd head width.
+    assert_eq!(
+        check(
+            &[tokens(false), attention(3, Position::None, &params)],
+            header
+        ),
+        shape(1)
+    );
+    let odd_rope = le(&vec![0.0; 4 * D * D + 4 * D + T]);
+    assert_eq!(
+        check(
+            &[tokens(false), attention(8, Position::Rope, &odd_rope)],
+            header
+        ),
+        shape(1)
+    );
+    // Parameters one value short.
+    assert_eq!(
+        check(
+            &[
+                tokens(false),
+                attention(2, Position::Rope, &params[..params.len() - 4])
+            ],
+            header
+        ),
+        shape(1)
+    );
+    // A causal model cannot pool.
+    let pooled = ModelHeader {
+        output_len: D as u32,
+        ..header
+    };
+    assert_eq!(
+        check(
+            &[
+                tokens(true),
+                LayerDef::Pool {
+                    kind: PoolKind::Mean
+                }
+            ],
+            pooled
+        ),
+        shape(1)
+    );
+    // An int8 layer in an f32 model.
+    let ln = vec![0u8; 2 * D * 4];
+    let norm_i8 = LayerDef::LayerNormI8 {
+        dim: D as u32,
+        eps: 0,
+        params: &ln,
+        output_zero_point: 0,
+    };
+    assert_eq!(
+        check(&[tokens(false), norm_i8], header),
+        Some(Error::WrongNumericPath)
+    );
+    // A negative epsilon.
+    let norm = LayerDef::LayerNormF32 {
+        dim: D as u32,
+        eps: -1.0,
+        params: &ln,
+    };
+    assert_eq!(
+        check(&[tokens(false), norm], header),
+        Some(Error::BadParameter { layer: 1 })
+    );
+
+    // Caller errors on a valid model.
+    let blob = attention_only_f32(&att, false);
+    let model = Model::from_bytes(&blob).unwrap();
+    let mut arena = Arena::<65536>::new();
+    let mut state = Arena::<1024>::new();
+    assert_eq!(
+        model
+            .step_f32(&[0.0; D], state.as_mut_bytes(), arena.as_mut_bytes())
+            .err(),
+        Some(Error::NotRecurrent),
+        "a non-causal model has no step API"
+    );
+    let causal = attention_only_f32(&att, true);
+    let model = Model::from_bytes(&causal).unwrap();
+    model.reset(state.as_mut_bytes()).unwrap();
+    assert_eq!(
+        model
+            .step_f32(&[0.0; D - 1], state.as_mut_bytes(), arena.as_mut_bytes())
+            .err(),
+        Some(Error::WrongInputLength {
+            expected: D,
+            given: D - 1
+        })
+    );
+    assert_eq!(
+        model
+            .step_f32(
+                &[0.0; D],
+                &mut state.as_mut_bytes()[..8],
+                arena.as_mut_bytes()
+            )
+            .err(),
+        Some(Error::StateTooSmall {
+            needed: model.state_bytes(),
+            given: 8
+        })
+    );
+    assert!(matches!(
+        model.step_f32(
+            &[0.0; D],
+            state.as_mut_bytes(),
+            &mut arena.as_mut_bytes()[..16]
+        ),
+        Err(Error::ArenaTooSmall { .. })
+    ));
+}
