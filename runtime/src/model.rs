@@ -835,6 +835,8 @@ impl<'a> Model<'a> {
 
     /// The f32 layers from `cur[..input width]`. `cache` is the key/value
     /// cache of a step pass.
+    // Out of line: several entry points share one copy (flash).
+    #[inline(never)]
     fn forward_f32<'r>(
         &self,
         mut cur: &'r mut [f32],
@@ -1015,6 +1017,8 @@ impl<'a> Model<'a> {
     }
 
     /// The int8 layers from `cur[..input width]`; see [`Model::forward_f32`].
+    // Out of line: several entry points share one copy (flash).
+    #[inline(never)]
     fn forward_i8<'r>(
         &self,
         mut cur: &'r mut [i8],

@@ -587,6 +587,8 @@ fn split_f32(scratch: &mut [u8], block: usize) -> Result<ScratchF32<'_>> {
 impl Attention<'_> {
     /// Run the layer on `rows` rows of `x` into `y` (f32). `cache` is the
     /// state after the position word in step passes.
+    // Out of line: several entry points share one copy (flash).
+    #[inline(never)]
     pub fn run_f32(
         &self,
         pass: Pass,
@@ -680,6 +682,8 @@ impl Attention<'_> {
     }
 
     /// Run the layer on `rows` rows of `x` into `y`, integer-only.
+    // Out of line: several entry points share one copy (flash).
+    #[inline(never)]
     pub fn run_i8(
         &self,
         pass: Pass,
