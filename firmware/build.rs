@@ -52,10 +52,16 @@ fn run() -> Result<(), String> {
         .map_err(|e| format!("firmware: invalid model blob {}: {e}", model_path.display()))?;
     let vectors = TestVectors::from_bytes(&vector_bytes)
         .map_err(|e| format!("firmware: invalid vectors {}: {e}", vectors_path.display()))?;
-    if vectors.numeric != model.numeric()
-        || vectors.input_len as usize != model.input_len()
-        || vectors.output_len as usize != model.output_len()
-    {
+    // Causal models take one token per step and print one output row per
+    // step, so a vector's output is `steps x row`.
+    let widths_match = if model.is_causal() {
+        let row = model.output_len() / model.tokens();
+        vectors.input_len as usize == model.step_width() && vectors.output_len as usize % row == 0
+    } else {
+        vectors.input_len as usize == model.input_len()
+            && vectors.output_len as usize == model.output_len()
+    };
+    if vectors.numeric != model.numeric() || !widths_match {
         return Err(format!(
             "firmware: vectors {} do not match model {} (numeric or widths differ)",
             vectors_path.display(),
@@ -63,7 +69,7 @@ fn run() -> Result<(), String> {
         ));
     }
     let input_f32_len = match model.numeric() {
-        Numeric::F32 => model.input_len(),
+        Numeric::F32 => model.step_width(),
         Numeric::Int8 => 0,
     };
 
@@ -96,7 +102,7 @@ fn run() -> Result<(), String> {
              pub const INPUT_F32_LEN: usize = {input_f32_len};\n\
              /// Instructions per SysTick tick under `-icount shift=0`, times 2.\n\
              pub const INSTRUCTIONS_PER_TICK_X2: u64 = {per_tick_x2};\n\
-             /// State bytes of a recurrent model (0 otherwise).\n\
+             /// State bytes of a recurrent or causal model (0 otherwise).\n\
              pub const STATE_BYTES: usize = {};\n",
             model.arena_bytes(),
             model.state_bytes()

@@ -19,6 +19,11 @@
 //! `stream <sample> <class>` whenever the answer changes, and finally
 //! `stream-done <samples> <changes>`.
 //!
+//! Causal transformers also print the `ram` line; each vector is a sequence
+//! fed one token at a time through the key/value cache (`reset`, `step_*`),
+//! and its `out` line holds every step's output row back to back; the
+//! instructions cover the steps only (not the printing).
+//!
 //! then exits with semihosting success; any error prints `error <text>` and
 //! exits with failure. Instructions are SysTick ticks times the instructions
 //! per tick that QEMU's `-icount shift=0` gives on the board (see build.rs);
@@ -42,6 +47,9 @@ include!(concat!(env!("OUT_DIR"), "/config.rs"));
 
 /// The model blob; weights are borrowed from it in flash.
 static MODEL: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/model.bin"));
+/// The parsed model (about 2 KB of layer descriptions): loaded in place into
+/// a static, so it is neither on the stack nor copied.
+static mut LOADED: Model<'static> = Model::empty();
 /// postcard `TestVectors` for the model.
 static VECTORS: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/vectors.bin"));
 
@@ -192,10 +200,13 @@ fn main() -> ! {
     let Some(mut core) = cortex_m::Peripherals::take() else {
         fail(&mut line, format_args!("core peripherals already taken"))
     };
-    let model = match Model::from_bytes(MODEL) {
-        Ok(m) => m,
-        Err(e) => fail(&mut line, format_args!("model: {e}")),
-    };
+    // SAFETY: `main` runs once and is the only code that names `LOADED` (no
+    // interrupt handler touches it), so this is the only reference ever made.
+    let model: &'static mut Model<'static> = unsafe { &mut *core::ptr::addr_of_mut!(LOADED) };
+    if let Err(e) = model.load(MODEL) {
+        fail(&mut line, format_args!("model: {e}"));
+    }
+    let model: &Model = model;
     let vectors = match TestVectors::from_bytes(VECTORS) {
         Ok(v) => v,
         Err(e) => fail(&mut line, format_args!("vectors: {e}")),
@@ -245,7 +256,7 @@ fn main() -> ! {
     let _ = write!(line, "calib {} {calib}", 2 * CALIB_LOOPS);
     line.end();
 
-    if model.is_recurrent() {
+    if model.is_recurrent() || model.is_causal() {
         let _ = write!(
             line,
             "ram state {} arena {}",
@@ -257,6 +268,17 @@ fn main() -> ! {
 
     let mut total = 0u64;
     for index in 0..vectors.count as usize {
+        if model.is_causal() {
+            match run_causal(&model, &vectors, index, input_f32, state, arena, &mut line) {
+                Ok(n) => {
+                    total += n;
+                    let _ = write!(line, " {n}");
+                    line.end();
+                }
+                Err(e) => fail(&mut line, format_args!("vector {index}: {e}")),
+            }
+            continue;
+        }
         if model.is_recurrent() {
             let start = ticks();
             let result = run_sequence(&model, &vectors, index, input_f32, state, arena, &mut line);
@@ -333,7 +355,28 @@ fn step(
     state: &mut [u8],
     arena: &mut [u8],
 ) -> Result<(), runtime::Error> {
-    let channels = model.input_len();
+    step_output(model, vectors, index, t, input_f32, state, arena, |_| ())
+}
+
+/// Output of one step, as little-endian bytes.
+enum StepOutput<'r> {
+    F32(&'r [f32]),
+    I8(&'r [i8]),
+}
+
+/// One step (as [`step`]), handing its output row to `use_output`.
+#[allow(clippy::too_many_arguments)]
+fn step_output<R>(
+    model: &Model,
+    vectors: &TestVectors,
+    index: usize,
+    t: usize,
+    input_f32: &mut [f32],
+    state: &mut [u8],
+    arena: &mut [u8],
+    use_output: impl FnOnce(StepOutput) -> R,
+) -> Result<R, runtime::Error> {
+    let channels = model.step_width();
     let bytes = vectors.input_bytes(index);
     match model.numeric() {
         Numeric::F32 => {
@@ -343,14 +386,57 @@ fn step(
             for (dst, c) in input_f32.iter_mut().zip(sample.chunks_exact(4)) {
                 *dst = f32::from_le_bytes([c[0], c[1], c[2], c[3]]);
             }
-            model.step_f32(input_f32, state, arena)
+            let y = model.step_f32(&input_f32[..channels.min(input_f32.len())], state, arena)?;
+            Ok(use_output(StepOutput::F32(y)))
         }
         Numeric::Int8 => {
             let all = vectors.input_i8(index);
             let sample = all.get(t * channels..(t + 1) * channels).unwrap_or(&[]);
-            model.step_i8(sample, state, arena)
+            Ok(use_output(StepOutput::I8(
+                model.step_i8(sample, state, arena)?,
+            )))
         }
     }
+}
+
+/// Vector `index` of a causal model, one token at a time; prints the `out`
+/// line's bytes and returns the instructions spent in the steps.
+fn run_causal(
+    model: &Model,
+    vectors: &TestVectors,
+    index: usize,
+    input_f32: &mut [f32],
+    state: &mut Arena<STATE_BYTES>,
+    arena: &mut Arena<ARENA_BYTES>,
+    line: &mut Line,
+) -> Result<u64, runtime::Error> {
+    model.reset(state.as_mut_bytes())?;
+    let _ = write!(line, "out {index} ");
+    let mut elapsed = 0u64;
+    for t in 0..vectors.steps(index) {
+        let start = ticks();
+        let printed = step_output(
+            model,
+            vectors,
+            index,
+            t,
+            input_f32,
+            state.as_mut_bytes(),
+            arena.as_mut_bytes(),
+            |y| {
+                elapsed += ticks() - start;
+                match y {
+                    StepOutput::F32(y) => y
+                        .iter()
+                        .flat_map(|v| v.to_le_bytes())
+                        .for_each(|b| line.hex(b)),
+                    StepOutput::I8(y) => y.iter().for_each(|&v| line.hex(v as u8)),
+                }
+            },
+        );
+        printed?;
+    }
+    Ok(instructions(elapsed))
 }
 
 /// Vector `index` as a whole sequence through the streaming API; prints its `out` bytes.

@@ -4,7 +4,8 @@
 
 use runtime::{Error, Model, Numeric};
 
-/// Run `model` on `input`; recurrent models take it as a two-step sequence.
+/// Run `model` on `input`; recurrent models take it as a two-step sequence,
+/// causal transformers token by token and then as a whole.
 pub fn run_any(model: &Model, input: &[f32]) -> Result<(), Error> {
     let mut x = input.to_vec();
     x.resize(model.input_len(), 0.0);
@@ -25,6 +26,15 @@ pub fn run_any(model: &Model, input: &[f32]) -> Result<(), Error> {
                 .run_sequence_i8(&[q.as_slice(), &q].concat(), state, arena)
                 .map(|_| ()),
         };
+    }
+    if model.is_causal() {
+        // Token by token through the key/value cache, then the full pass.
+        let mut state_words = vec![0u32; model.state_bytes().div_ceil(4)];
+        let state: &mut [u8] = bytemuck::cast_slice_mut(&mut state_words);
+        match model.numeric() {
+            Numeric::F32 => model.run_sequence_f32(&x, state, arena).map(|_| ())?,
+            Numeric::Int8 => model.run_sequence_i8(&q, state, arena).map(|_| ())?,
+        }
     }
     match model.numeric() {
         Numeric::F32 => model.run_f32(&x, arena).map(|_| ()),

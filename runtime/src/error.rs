@@ -100,8 +100,14 @@ pub enum Error {
         /// Bytes given.
         given: usize,
     },
-    /// A state/step call on a model without recurrent layers.
+    /// A state/step call on a model with neither recurrent layers nor causal attention.
     NotRecurrent,
+    /// A causal model with absolute positions (a positional table or RoPE)
+    /// was stepped past its context: reset the state.
+    ContextFull {
+        /// The model's context, in tokens.
+        tokens: usize,
+    },
     /// `run_f32`/`run_i8` on a recurrent model: use the step or sequence API.
     Recurrent,
     /// The input slice has the wrong number of elements.
@@ -157,7 +163,14 @@ impl fmt::Display for Error {
             Error::StateTooSmall { needed, given } => {
                 write!(f, "state too small: model needs {needed} bytes, given {given}")
             }
-            Error::NotRecurrent => write!(f, "the model has no recurrent layer (no state to step)"),
+            Error::NotRecurrent => write!(
+                f,
+                "the model has no recurrent layer or causal attention (no state to step)"
+            ),
+            Error::ContextFull { tokens } => write!(
+                f,
+                "the model's context of {tokens} tokens is full (absolute positions): reset the state"
+            ),
             Error::Recurrent => {
                 write!(f, "the model is recurrent: use step/run_sequence with a state buffer")
             }

@@ -22,6 +22,11 @@ mod imp {
     pub fn erf(x: f32) -> f32 {
         libm::erff(x)
     }
+    /// Square root.
+    #[inline]
+    pub fn sqrt(x: f32) -> f32 {
+        libm::sqrtf(x)
+    }
 }
 
 #[cfg(feature = "fast-math")]
@@ -39,6 +44,11 @@ mod imp {
         let x = x.clamp(-15.0, 15.0);
         1.0 - 2.0 / ((2.0 * x).exp() + 1.0)
     }
+    /// Square root.
+    #[inline]
+    pub fn sqrt(x: f32) -> f32 {
+        x.sqrt()
+    }
     /// Error function.
     #[inline]
     pub fn erf(x: f32) -> f32 {
@@ -53,7 +63,7 @@ mod imp {
     }
 }
 
-pub use imp::{erf, exp, tanh};
+pub use imp::{erf, exp, sqrt, tanh};
 
 /// Index of the first largest element; NaN never wins. 0 for an empty slice.
 pub fn argmax<T: PartialOrd + Copy>(values: &[T]) -> usize {

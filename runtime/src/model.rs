@@ -44,15 +44,19 @@
 
 use crate::error::{Error, Result};
 use crate::format::{
-    Activation, Envelope, LayerDef, ModelHeader, Numeric, QuantParams, Rescale, FORMAT_VERSION,
-    MAGIC, MAX_LAYERS, MAX_SKIP_SLOTS, MAX_WIDTH,
+    Activation, Envelope, LayerDef, ModelHeader, Numeric, PoolKind, QuantParams, Rescale,
+    FORMAT_VERSION, MAGIC, MAX_LAYERS, MAX_SKIP_SLOTS, MAX_WIDTH,
 };
+use crate::kernels::attention::{layer_norm_f32, layer_norm_i8};
 use crate::kernels::classical::{self, Forest, NODE_BYTES};
 use crate::kernels::{dense_f32, dense_i8, le_f32, le_i32};
 use crate::math;
 use crate::quant::{is_valid_multiplier, rescale, saturate_i8};
 
 mod sequence;
+mod transformer;
+
+use transformer::Pass;
 
 /// Marks errors about the model's input/output rather than a layer.
 const MODEL_LEVEL: u32 = u32::MAX;
@@ -98,13 +102,44 @@ enum Layer<'a> {
     },
     RecurrentF32(sequence::Rec<'a>),
     RecurrentI8(sequence::RecI8<'a>),
+    /// Marks a transformer model (no work at run time).
+    Tokens,
+    EmbeddingF32 {
+        table: &'a [u8],
+        dim: usize,
+    },
+    EmbeddingI8 {
+        table: &'a [u8],
+        dim: usize,
+    },
+    AddTableF32(&'a [u8]),
+    AddTableI8 {
+        input: Rescale,
+        table: &'a [u8],
+        output_zero_point: i8,
+    },
+    NormF32 {
+        eps: f32,
+        params: &'a [u8],
+    },
+    NormI8 {
+        eps: u32,
+        params: &'a [u8],
+        output_zero_point: i8,
+    },
+    /// Index into the model's attention layers.
+    Attention(u8),
+    Pool(PoolKind),
+    ClassToken(&'a [u8]),
 }
 
 #[derive(Debug, Clone, Copy)]
 struct Step<'a> {
     layer: Layer<'a>,
-    /// Width of the tensor after this layer.
+    /// Width of the tensor after this layer (all rows).
     width: usize,
+    /// Rows (tokens) of the tensor after this layer; 1 outside transformers.
+    tokens: usize,
 }
 
 /// Where each skip slot lives in the arena, in elements past the two work buffers.
@@ -124,6 +159,8 @@ pub struct Model<'a> {
     arena_bytes: usize,
     /// Per-step/head split and state size of recurrent models (see `sequence`).
     seq: sequence::SequenceLayout,
+    /// Tokens, attention layers and cache of transformer models (see `transformer`).
+    tf: transformer::TokenLayout<'a>,
 }
 
 /// One layer as reports show it.
@@ -220,8 +257,50 @@ fn open_envelope(blob: &[u8]) -> Result<&[u8]> {
 }
 
 impl<'a> Model<'a> {
+    /// A model with no layers and no input: every run returns an error until
+    /// [`Model::load`] fills it. `const`, so firmware can keep it in a static.
+    pub const fn empty() -> Self {
+        Model {
+            header: ModelHeader {
+                numeric: Numeric::F32,
+                input_len: 0,
+                output_len: 0,
+                arena_bytes: 0,
+                layer_count: 0,
+                input_offset: &[],
+                input_scale: &[],
+                input_quant: None,
+                output_quant: None,
+            },
+            steps: heapless::Vec::new(),
+            slots: [Slot { offset: 0 }; MAX_SKIP_SLOTS],
+            work_width: 0,
+            arena_bytes: 0,
+            seq: sequence::SequenceLayout::new(),
+            tf: transformer::TokenLayout::new(),
+        }
+    }
+
     /// Parse and validate a blob (see the module docs for every check).
     pub fn from_bytes(blob: &'a [u8]) -> Result<Self> {
+        let mut model = Model::empty();
+        model.load(blob)?;
+        Ok(model)
+    }
+
+    /// [`Model::from_bytes`] into an existing model, without moving a whole
+    /// [`Model`] around on the stack (on a chip, keep it in a static). On
+    /// error the model is left [`Model::empty`].
+    pub fn load(&mut self, blob: &'a [u8]) -> Result<()> {
+        let result = self.load_checked(blob);
+        if result.is_err() {
+            *self = Model::empty();
+        }
+        result
+    }
+
+    fn load_checked(&mut self, blob: &'a [u8]) -> Result<()> {
+        *self = Model::empty();
         let payload = open_envelope(blob)?;
         let (header, mut rest) = postcard::take_from_bytes::<ModelHeader>(payload)?;
         if header.layer_count as usize > MAX_LAYERS {
@@ -237,17 +316,17 @@ impl<'a> Model<'a> {
             rest = tail;
             Ok(def)
         });
-        let model = Self::validate(header, defs)?;
+        self.validate(header, defs)?;
         if !rest.is_empty() {
             return Err(Error::Malformed);
         }
-        if header.arena_bytes as usize != model.arena_bytes {
+        if header.arena_bytes as usize != self.arena_bytes {
             return Err(Error::ArenaSizeMismatch {
                 declared: header.arena_bytes,
-                needed: model.arena_bytes as u32,
+                needed: self.arena_bytes as u32,
             });
         }
-        Ok(model)
+        Ok(())
     }
 
     /// The arena bytes a header and its layers need, with every check of
@@ -260,13 +339,17 @@ impl<'a> Model<'a> {
                 max: MAX_LAYERS as u32,
             });
         }
-        Self::validate(header, layers.iter().copied().map(Ok)).map(|m| m.arena_bytes as u32)
+        let mut model = Model::empty();
+        model.validate(header, layers.iter().copied().map(Ok))?;
+        Ok(model.arena_bytes as u32)
     }
 
+    /// Validate into `self` (assumed empty), building the steps in place.
     fn validate(
+        &mut self,
         header: ModelHeader<'a>,
         defs: impl Iterator<Item = Result<LayerDef<'a>>>,
-    ) -> Result<Self> {
+    ) -> Result<()> {
         let input_len = check_width(MODEL_LEVEL, header.input_len)?;
         let output_len = check_width(MODEL_LEVEL, header.output_len)?;
         check_len(MODEL_LEVEL, header.input_offset, input_len * 4)?;
@@ -284,12 +367,14 @@ impl<'a> Model<'a> {
             }
         }
 
-        let mut steps = heapless::Vec::new();
+        let steps = &mut self.steps;
         let mut width = input_len;
         let mut work_width = input_len;
         let mut slot_capacity = [0usize; MAX_SKIP_SLOTS];
         let mut slot_width: [Option<usize>; MAX_SKIP_SLOTS] = [None; MAX_SKIP_SLOTS];
-        let mut seq = sequence::SequenceLayout::default();
+        let seq = &mut self.seq;
+        let tf = &mut self.tf;
+        let mut tokens = 1usize;
         for (index, def) in defs.enumerate() {
             let def = def?;
             let at = index as u32;
@@ -331,12 +416,12 @@ impl<'a> Model<'a> {
                     bias,
                 } => {
                     let (i, o) = (check_width(at, inputs)?, check_width(at, outputs)?);
-                    if i != width {
+                    if i * tokens != width {
                         return Err(Error::ShapeMismatch { layer: at });
                     }
                     check_len(at, weights, i * o * 4)?;
                     check_len(at, bias, o * 4)?;
-                    width = o;
+                    width = check_width(at, (o * tokens) as u32)?;
                     Layer::DenseF32 { weights, bias }
                 }
                 LayerDef::ActivationF32(a) => {
@@ -357,7 +442,7 @@ impl<'a> Model<'a> {
                     output_zero_point,
                 } => {
                     let (i, o) = (check_width(at, inputs)?, check_width(at, outputs)?);
-                    if i != width {
+                    if i * tokens != width {
                         return Err(Error::ShapeMismatch { layer: at });
                     }
                     check_len(at, weights, i * o)?;
@@ -369,7 +454,7 @@ impl<'a> Model<'a> {
                             return Err(Error::BadQuantization { layer: at });
                         }
                     }
-                    width = o;
+                    width = check_width(at, (o * tokens) as u32)?;
                     Layer::DenseI8 {
                         weights,
                         bias,
@@ -478,11 +563,15 @@ impl<'a> Model<'a> {
                 def @ (LayerDef::RecurrentF32 { .. } | LayerDef::RecurrentI8 { .. }) => {
                     seq.layer(at, def, &mut width)?
                 }
-                _ => return Err(Error::Malformed),
+                def => tf.layer(at, def, numeric, &mut width, &mut tokens)?,
             };
             work_width = work_width.max(width);
             steps
-                .push(Step { layer, width })
+                .push(Step {
+                    layer,
+                    width,
+                    tokens,
+                })
                 .map_err(|_| Error::TooManyLayers {
                     found: at + 1,
                     max: MAX_LAYERS as u32,
@@ -498,15 +587,13 @@ impl<'a> Model<'a> {
             *slot = Slot { offset };
             offset += capacity;
         }
-        let arena_bytes = seq.finish(&steps, offset * element_bytes(numeric))?;
-        Ok(Model {
-            header,
-            steps,
-            slots,
-            work_width,
-            arena_bytes,
-            seq,
-        })
+        let arena_bytes = seq.finish(steps, offset * element_bytes(numeric))?;
+        let arena_bytes = tf.finish(steps, arena_bytes, numeric)?;
+        self.header = header;
+        self.slots = slots;
+        self.work_width = work_width;
+        self.arena_bytes = arena_bytes;
+        Ok(())
     }
 
     /// The model's numeric path.
@@ -561,6 +648,20 @@ impl<'a> Model<'a> {
                 Layer::ThresholdF32 { .. } => "threshold f32",
                 Layer::RecurrentF32(r) => r.kind(Numeric::F32),
                 Layer::RecurrentI8(r) => r.rec.kind(Numeric::Int8),
+                Layer::Tokens => "tokens",
+                Layer::EmbeddingF32 { .. } => "embedding f32",
+                Layer::EmbeddingI8 { .. } => "embedding int8",
+                Layer::AddTableF32(_) => "positions f32",
+                Layer::AddTableI8 { .. } => "positions int8",
+                Layer::NormF32 { .. } => "layernorm f32",
+                Layer::NormI8 { .. } => "layernorm int8",
+                Layer::Attention(i) => match self.tf.attention.get(usize::from(i)) {
+                    Some(a) => a.kind(),
+                    None => "attention",
+                },
+                Layer::Pool(PoolKind::Mean) => "mean pool",
+                Layer::Pool(PoolKind::First) => "class-token pool",
+                Layer::ClassToken(_) => "class token",
             },
             width: step.width,
         })
@@ -580,7 +681,7 @@ impl<'a> Model<'a> {
             match step.layer {
                 Layer::DenseF32 { weights, bias } => {
                     s.parameters += (weights.len() + bias.len()) / 4;
-                    s.macs += weights.len() / 4;
+                    s.macs += weights.len() / 4 * step.tokens;
                     s.parameter_bytes += weights.len() + bias.len();
                 }
                 Layer::DenseI8 {
@@ -591,7 +692,7 @@ impl<'a> Model<'a> {
                     ..
                 } => {
                     s.parameters += weights.len() + bias.len() / 4;
-                    s.macs += weights.len();
+                    s.macs += weights.len() * step.tokens;
                     s.parameter_bytes +=
                         weights.len() + bias.len() + multiplier.len() + shift.len();
                 }
@@ -611,6 +712,34 @@ impl<'a> Model<'a> {
                 // Recurrent layers: MACs per time step.
                 Layer::RecurrentF32(r) => r.add_stats(&mut s, Numeric::F32),
                 Layer::RecurrentI8(r) => r.rec.add_stats(&mut s, Numeric::Int8),
+                Layer::EmbeddingF32 { table, .. } => {
+                    s.parameters += table.len() / 4;
+                    s.parameter_bytes += table.len();
+                }
+                Layer::EmbeddingI8 { table, .. } => {
+                    s.parameters += table.len();
+                    s.parameter_bytes += table.len();
+                }
+                Layer::AddTableF32(t) | Layer::AddTableI8 { table: t, .. } => {
+                    s.parameter_bytes += t.len()
+                }
+                Layer::NormF32 { params, .. } | Layer::NormI8 { params, .. } => {
+                    s.parameters += params.len() / 4;
+                    s.parameter_bytes += params.len();
+                    s.macs += params.len() / 8 * step.tokens;
+                }
+                Layer::Attention(i) => {
+                    if let Some(a) = self.tf.attention.get(usize::from(i)) {
+                        let (p, b) = a.parameters();
+                        s.parameters += p;
+                        s.parameter_bytes += b;
+                        s.macs += a.macs(step.tokens);
+                    }
+                }
+                Layer::ClassToken(v) => {
+                    s.parameters += v.len() / element_bytes(self.header.numeric);
+                    s.parameter_bytes += v.len();
+                }
                 _ => {}
             }
         }
@@ -636,41 +765,108 @@ impl<'a> Model<'a> {
         Ok(())
     }
 
-    /// Run an f32 model on raw (unnormalized) input. The result borrows the arena.
+    /// Run an f32 model on raw (unnormalized) input. The result borrows the
+    /// arena. Causal transformers return one output row per token.
     pub fn run_f32<'r>(&self, input: &[f32], arena: &'r mut [u8]) -> Result<&'r [f32]> {
         self.check_arena(arena.len(), input.len(), Numeric::F32)?;
         if self.is_recurrent() {
             return Err(Error::Recurrent);
         }
+        let (cur, next, slots, scratch) = self.f32_split(arena)?;
+        self.normalize_into(input, 0, cur);
+        self.forward_f32(cur, next, slots, scratch, Pass::Full, None)
+    }
+
+    /// `x' = (x - offset) * scale` with the offsets and scales from input value `first` on.
+    fn normalize_into(&self, input: &[f32], first: usize, out: &mut [f32]) {
+        let offsets = self.header.input_offset.chunks_exact(4).skip(first);
+        let scales = self.header.input_scale.chunks_exact(4).skip(first);
+        for (((dst, &x), o), s) in out.iter_mut().zip(input).zip(offsets).zip(scales) {
+            *dst = (x - le_f32(o)) * le_f32(s);
+        }
+    }
+
+    /// `(cur, next, slots, attention scratch)` of an f32 arena.
+    #[allow(clippy::type_complexity)]
+    fn f32_split<'r>(
+        &self,
+        arena: &'r mut [u8],
+    ) -> Result<(&'r mut [f32], &'r mut [f32], &'r mut [f32], &'r mut [u8])> {
         let arena = arena
             .get_mut(..self.arena_bytes)
             .ok_or(Error::ArenaTooSmall {
                 needed: self.arena_bytes,
                 given: 0,
             })?;
+        let (work, scratch) = arena.split_at_mut(self.tf.scratch_offset.min(self.arena_bytes));
         let floats: &mut [f32] =
-            bytemuck::try_cast_slice_mut(arena).map_err(|_| Error::ArenaMisaligned)?;
-        let (mut cur, rest) = floats.split_at_mut(self.work_width.min(floats.len()));
-        let (mut next, slots) = rest.split_at_mut(self.work_width.min(rest.len()));
-        let base = 2 * self.work_width;
+            bytemuck::try_cast_slice_mut(work).map_err(|_| Error::ArenaMisaligned)?;
+        let (cur, rest) = floats.split_at_mut(self.work_width.min(floats.len()));
+        let (next, slots) = rest.split_at_mut(self.work_width.min(rest.len()));
+        Ok((cur, next, slots, scratch))
+    }
 
-        let offsets = self.header.input_offset.chunks_exact(4);
-        let scales = self.header.input_scale.chunks_exact(4);
-        for (((dst, &x), o), s) in cur.iter_mut().zip(input).zip(offsets).zip(scales) {
-            *dst = (x - le_f32(o)) * le_f32(s);
+    /// `(cur, next, slots, attention scratch)` of an int8 arena.
+    #[allow(clippy::type_complexity)]
+    fn i8_split<'r>(
+        &self,
+        arena: &'r mut [u8],
+    ) -> Result<(&'r mut [i8], &'r mut [i8], &'r mut [i8], &'r mut [u8])> {
+        let arena = arena
+            .get_mut(..self.arena_bytes)
+            .ok_or(Error::ArenaTooSmall {
+                needed: self.arena_bytes,
+                given: 0,
+            })?;
+        let (work, scratch) = arena.split_at_mut(self.tf.scratch_offset.min(self.arena_bytes));
+        let ints: &mut [i8] = bytemuck::cast_slice_mut(work);
+        let (cur, rest) = ints.split_at_mut(self.work_width.min(ints.len()));
+        let (next, slots) = rest.split_at_mut(self.work_width.min(rest.len()));
+        Ok((cur, next, slots, scratch))
+    }
+
+    /// Values per row at the input: all of them, or one token's in a step pass.
+    fn input_width(&self, pass: Pass) -> usize {
+        match pass {
+            Pass::Full => self.input_len(),
+            Pass::Step { .. } => self.input_len() / self.tf.tokens.max(1),
         }
-        let mut width = self.input_len();
+    }
+
+    /// The f32 layers from `cur[..input width]`. `cache` is the key/value
+    /// cache of a step pass.
+    fn forward_f32<'r>(
+        &self,
+        mut cur: &'r mut [f32],
+        mut next: &'r mut [f32],
+        slots: &mut [f32],
+        scratch: &mut [u8],
+        pass: Pass,
+        mut cache: Option<&mut [u8]>,
+    ) -> Result<&'r [f32]> {
+        let base = 2 * self.work_width;
+        let mut width = self.input_width(pass);
+        let mut rows = pass.rows(self.tf.tokens.max(1));
         for step in &self.steps {
             let x = cur
                 .get_mut(..width)
                 .ok_or(Error::ShapeMismatch { layer: MODEL_LEVEL })?;
+            let out_rows = pass.rows(step.tokens);
+            let out_width = step.width / step.tokens.max(1) * out_rows;
+            let row = width / rows.max(1);
             match step.layer {
                 Layer::DenseF32 { weights, bias } => {
                     let y = next
-                        .get_mut(..step.width)
+                        .get_mut(..out_width)
                         .ok_or(Error::ShapeMismatch { layer: MODEL_LEVEL })?;
-                    dense_f32(weights, bias, x, y);
+                    let out_row = out_width / out_rows.max(1);
+                    for (xr, yr) in x.chunks_exact(row).zip(y.chunks_exact_mut(out_row)) {
+                        dense_f32(weights, bias, xr, yr);
+                    }
                     core::mem::swap(&mut cur, &mut next);
+                }
+                Layer::ActivationF32(a @ Activation::Softmax) => {
+                    x.chunks_exact_mut(row).for_each(|r| activate_f32(a, r))
                 }
                 Layer::ActivationF32(a) => activate_f32(a, x),
                 Layer::SaveSkip { slot } => {
@@ -711,9 +907,65 @@ impl<'a> Model<'a> {
                     y[1] = if score > value { 1.0 } else { 0.0 };
                     core::mem::swap(&mut cur, &mut next);
                 }
+                Layer::Tokens => {}
+                Layer::EmbeddingF32 { table, dim } => {
+                    let y = next
+                        .get_mut(..out_width)
+                        .ok_or(Error::ShapeMismatch { layer: MODEL_LEVEL })?;
+                    let vocab = table.len() / (4 * dim);
+                    for (&v, yr) in x.iter().zip(y.chunks_exact_mut(dim)) {
+                        let id = if v.is_nan() {
+                            0
+                        } else {
+                            libm::roundf(v).clamp(0.0, (vocab - 1) as f32) as usize
+                        };
+                        let from = table.get(id * dim * 4..(id + 1) * dim * 4).unwrap_or(&[]);
+                        for (o, b) in yr.iter_mut().zip(from.chunks_exact(4)) {
+                            *o = le_f32(b);
+                        }
+                    }
+                    core::mem::swap(&mut cur, &mut next);
+                }
+                Layer::AddTableF32(table) => {
+                    let at = pass.first() * row * 4;
+                    let t = table
+                        .get(at..at + width * 4)
+                        .ok_or(Error::ShapeMismatch { layer: MODEL_LEVEL })?;
+                    for (v, b) in x.iter_mut().zip(t.chunks_exact(4)) {
+                        *v += le_f32(b);
+                    }
+                }
+                Layer::NormF32 { eps, params } => x
+                    .chunks_exact_mut(row)
+                    .for_each(|r| layer_norm_f32(r, eps, params)),
+                Layer::Attention(i) => {
+                    let a = self
+                        .tf
+                        .attention
+                        .get(usize::from(i))
+                        .ok_or(Error::ShapeMismatch { layer: MODEL_LEVEL })?;
+                    let y = next
+                        .get_mut(..out_width)
+                        .ok_or(Error::ShapeMismatch { layer: MODEL_LEVEL })?;
+                    a.run_f32(pass, self.tf.causal, x, y, scratch, cache.as_deref_mut())?;
+                    core::mem::swap(&mut cur, &mut next);
+                }
+                Layer::Pool(kind) => transformer::pool_f32(kind, x, rows),
+                Layer::ClassToken(vector) => {
+                    let y = next
+                        .get_mut(..out_width)
+                        .ok_or(Error::ShapeMismatch { layer: MODEL_LEVEL })?;
+                    let (first, rest) = y.split_at_mut(row.min(out_width));
+                    for (o, b) in first.iter_mut().zip(vector.chunks_exact(4)) {
+                        *o = le_f32(b);
+                    }
+                    rest.iter_mut().zip(x.iter()).for_each(|(o, &v)| *o = v);
+                    core::mem::swap(&mut cur, &mut next);
+                }
                 _ => return Err(Error::WrongNumericPath),
             }
-            width = step.width;
+            width = out_width;
+            rows = out_rows;
         }
         let cur: &'r [f32] = cur;
         cur.get(..width)
@@ -757,25 +1009,31 @@ impl<'a> Model<'a> {
         if self.is_recurrent() {
             return Err(Error::Recurrent);
         }
-        let arena = arena
-            .get_mut(..self.arena_bytes)
-            .ok_or(Error::ArenaTooSmall {
-                needed: self.arena_bytes,
-                given: 0,
-            })?;
-        let ints: &mut [i8] = bytemuck::cast_slice_mut(arena);
-        let (mut cur, rest) = ints.split_at_mut(self.work_width.min(ints.len()));
-        let (mut next, slots) = rest.split_at_mut(self.work_width.min(rest.len()));
-        let base = 2 * self.work_width;
+        let (cur, next, slots, scratch) = self.i8_split(arena)?;
+        cur.iter_mut().zip(input).for_each(|(d, &x)| *d = x);
+        self.forward_i8(cur, next, slots, scratch, Pass::Full, None)
+    }
 
-        for (dst, &x) in cur.iter_mut().zip(input) {
-            *dst = x;
-        }
-        let mut width = self.input_len();
+    /// The int8 layers from `cur[..input width]`; see [`Model::forward_f32`].
+    fn forward_i8<'r>(
+        &self,
+        mut cur: &'r mut [i8],
+        mut next: &'r mut [i8],
+        slots: &mut [i8],
+        scratch: &mut [u8],
+        pass: Pass,
+        mut cache: Option<&mut [u8]>,
+    ) -> Result<&'r [i8]> {
+        let base = 2 * self.work_width;
+        let mut width = self.input_width(pass);
+        let mut rows = pass.rows(self.tf.tokens.max(1));
         for step in &self.steps {
             let x = cur
                 .get_mut(..width)
                 .ok_or(Error::ShapeMismatch { layer: MODEL_LEVEL })?;
+            let out_rows = pass.rows(step.tokens);
+            let out_width = step.width / step.tokens.max(1) * out_rows;
+            let row = width / rows.max(1);
             match step.layer {
                 Layer::DenseI8 {
                     weights,
@@ -785,9 +1043,12 @@ impl<'a> Model<'a> {
                     output_zero_point,
                 } => {
                     let y = next
-                        .get_mut(..step.width)
+                        .get_mut(..out_width)
                         .ok_or(Error::ShapeMismatch { layer: MODEL_LEVEL })?;
-                    dense_i8(weights, bias, multiplier, shift, output_zero_point, x, y);
+                    let out_row = out_width / out_rows.max(1);
+                    for (xr, yr) in x.chunks_exact(row).zip(y.chunks_exact_mut(out_row)) {
+                        dense_i8(weights, bias, multiplier, shift, output_zero_point, xr, yr);
+                    }
                     core::mem::swap(&mut cur, &mut next);
                 }
                 Layer::TableI8(table) => {
@@ -795,7 +1056,9 @@ impl<'a> Model<'a> {
                         *v = table[(*v as u8 ^ 0x80) as usize] as i8;
                     }
                 }
-                Layer::SoftmaxI8(exp_table) => softmax_i8(exp_table, x),
+                Layer::SoftmaxI8(exp_table) => x
+                    .chunks_exact_mut(row)
+                    .for_each(|r| softmax_i8(exp_table, r)),
                 Layer::SaveSkip { slot } => {
                     slot_mut(slots, &self.slots, slot, base, width)?.copy_from_slice(x)
                 }
@@ -823,9 +1086,77 @@ impl<'a> Model<'a> {
                         );
                     }
                 }
+                Layer::Tokens => {}
+                Layer::EmbeddingI8 { table, dim } => {
+                    let y = next
+                        .get_mut(..out_width)
+                        .ok_or(Error::ShapeMismatch { layer: MODEL_LEVEL })?;
+                    let vocab = table.len() / dim;
+                    for (&v, yr) in x.iter().zip(y.chunks_exact_mut(dim)) {
+                        let id = (v.max(0) as usize).min(vocab - 1);
+                        let from = table.get(id * dim..(id + 1) * dim).unwrap_or(&[]);
+                        yr.iter_mut().zip(from).for_each(|(o, &b)| *o = b as i8);
+                    }
+                    core::mem::swap(&mut cur, &mut next);
+                }
+                Layer::AddTableI8 {
+                    input,
+                    table,
+                    output_zero_point,
+                } => {
+                    let at = pass.first() * row * 2;
+                    let t = table
+                        .get(at..at + width * 2)
+                        .ok_or(Error::ShapeMismatch { layer: MODEL_LEVEL })?;
+                    for (v, b) in x.iter_mut().zip(t.chunks_exact(2)) {
+                        let a = rescale(
+                            i32::from(*v) - i32::from(input.zero_point),
+                            input.multiplier,
+                            input.shift,
+                        );
+                        let p = i32::from(i16::from_le_bytes([b[0], b[1]]));
+                        *v = saturate_i8(
+                            a.saturating_add(p)
+                                .saturating_add(i32::from(output_zero_point)),
+                        );
+                    }
+                }
+                Layer::NormI8 {
+                    eps,
+                    params,
+                    output_zero_point,
+                } => x
+                    .chunks_exact_mut(row)
+                    .for_each(|r| layer_norm_i8(r, eps, params, output_zero_point)),
+                Layer::Attention(i) => {
+                    let a = self
+                        .tf
+                        .attention
+                        .get(usize::from(i))
+                        .ok_or(Error::ShapeMismatch { layer: MODEL_LEVEL })?;
+                    let y = next
+                        .get_mut(..out_width)
+                        .ok_or(Error::ShapeMismatch { layer: MODEL_LEVEL })?;
+                    a.run_i8(pass, self.tf.causal, x, y, scratch, cache.as_deref_mut())?;
+                    core::mem::swap(&mut cur, &mut next);
+                }
+                Layer::Pool(kind) => transformer::pool_i8(kind, x, rows),
+                Layer::ClassToken(vector) => {
+                    let y = next
+                        .get_mut(..out_width)
+                        .ok_or(Error::ShapeMismatch { layer: MODEL_LEVEL })?;
+                    let (first, rest) = y.split_at_mut(row.min(out_width));
+                    first
+                        .iter_mut()
+                        .zip(vector)
+                        .for_each(|(o, &b)| *o = b as i8);
+                    rest.iter_mut().zip(x.iter()).for_each(|(o, &v)| *o = v);
+                    core::mem::swap(&mut cur, &mut next);
+                }
                 _ => return Err(Error::WrongNumericPath),
             }
-            width = step.width;
+            width = out_width;
+            rows = out_rows;
         }
         let cur: &'r [i8] = cur;
         cur.get(..width)

@@ -31,13 +31,22 @@ fn run(model: &Model, input: &[f32]) -> Result<(), Error> {
             }
         };
     }
+    let mut q = vec![0i8; x.len()];
+    if model.numeric() == Numeric::Int8 {
+        model.quantize_input(&x, &mut q)?;
+    }
+    if model.is_causal() {
+        // Causal transformers: token by token through the key/value cache too.
+        let mut state_words = vec![0u32; model.state_bytes().div_ceil(4)];
+        let state: &mut [u8] = bytemuck::cast_slice_mut(&mut state_words);
+        match model.numeric() {
+            Numeric::F32 => model.run_sequence_f32(&x, state, arena).map(|_| ())?,
+            Numeric::Int8 => model.run_sequence_i8(&q, state, arena).map(|_| ())?,
+        }
+    }
     match model.numeric() {
         Numeric::F32 => model.run_f32(&x, arena).map(|_| ()),
-        Numeric::Int8 => {
-            let mut q = vec![0i8; x.len()];
-            model.quantize_input(&x, &mut q)?;
-            model.run_i8(&q, arena).map(|_| ())
-        }
+        Numeric::Int8 => model.run_i8(&q, arena).map(|_| ()),
     }
 }
 

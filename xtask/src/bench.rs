@@ -149,18 +149,14 @@ pub fn bench() -> Result<bool> {
             format!("{}/{}", r.run.identical, r.run.vectors)
         );
     }
-    let recurrent: Vec<ChipRun> = rows
+    let recurrent: Vec<(&String, &ChipRun)> = rows
         .iter()
-        .filter(|r| r.run.instructions_per_step.is_some())
-        .map(|r| r.run.clone())
+        .filter(|r| r.run.instructions_per_step.is_some() && r.run.causal_tokens == 0)
+        .map(|r| (&r.model, &r.run))
         .collect();
     if !recurrent.is_empty() {
         println!("\nrecurrent models, per time step (CMSIS-NN arm_lstm_unidirectional_s8: 7.47 instr/gate-MAC at input 22 / hidden 11, 4.14 at 32/32):");
-        for (r, name) in recurrent.iter().zip(
-            rows.iter()
-                .filter(|r| r.run.instructions_per_step.is_some())
-                .map(|r| &r.model),
-        ) {
+        for (name, r) in recurrent {
             let per_step = r.instructions_per_step.unwrap_or(0.0);
             println!(
                 "  {name:<20} {} {}: {per_step:.0} instructions/step, {:.2} per MAC ({} MACs/step), state {} B, arena {} B",
@@ -168,6 +164,27 @@ pub fn bench() -> Result<bool> {
                 r.core.name(),
                 per_step / r.macs.max(1) as f64,
                 r.macs,
+                r.state_bytes,
+                r.arena_bytes
+            );
+        }
+    }
+    let causal: Vec<(&String, &ChipRun)> = rows
+        .iter()
+        .filter(|r| r.run.causal_tokens > 0)
+        .map(|r| (&r.model, &r.run))
+        .collect();
+    if !causal.is_empty() {
+        println!("\ncausal transformers, per token through the key/value cache (MACs per token at a full cache):");
+        for (name, r) in causal {
+            let per_token = r.instructions_per_step.unwrap_or(0.0);
+            let macs = r.macs / r.causal_tokens.max(1);
+            println!(
+                "  {name:<20} {} {}: {per_token:.0} instructions/token ({} tokens), {:.2} per MAC ({macs} MACs/token), cache {} B, arena {} B",
+                r.numeric,
+                r.core.name(),
+                r.steps,
+                per_token / macs.max(1) as f64,
                 r.state_bytes,
                 r.arena_bytes
             );

@@ -88,6 +88,8 @@ pub struct ChipRun {
     /// including the head once per sequence).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub instructions_per_step: Option<f64>,
+    /// Causal transformers: the context (key/value cache capacity) in tokens; 0 otherwise.
+    pub causal_tokens: usize,
     /// Recurrent models: `(samples, answer changes)` of the firmware's streaming example.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub stream: Option<(usize, usize)>,
@@ -218,9 +220,10 @@ pub fn run_on_chip(core: Core, model_path: &Path, vectors_path: &Path) -> Result
         outputs,
         state_bytes: model.state_bytes(),
         steps,
-        instructions_per_step: (model.is_recurrent() && steps > 0)
+        instructions_per_step: ((model.is_recurrent() || model.is_causal()) && steps > 0)
             .then(|| instructions as f64 / steps as f64),
         stream,
+        causal_tokens: if model.is_causal() { model.tokens() } else { 0 },
     })
 }
 

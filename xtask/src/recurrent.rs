@@ -1,5 +1,6 @@
-//! Report lines for recurrent (sequence) models: instructions per time step,
-//! state and arena RAM, and the firmware's streaming example.
+//! Report lines for recurrent (sequence) models and causal transformers:
+//! instructions per time step or token, state (or key/value cache) and arena
+//! RAM, and the firmware's streaming example.
 
 use crate::chip::ChipRun;
 
@@ -15,6 +16,18 @@ pub fn describe(runs: &[ChipRun]) -> Option<String> {
                     format!(", streaming example: {samples} samples, answer changed {changes} times")
                 })
                 .unwrap_or_default();
+            if r.causal_tokens > 0 {
+                return Some(format!(
+                    "  {} {}: {:.0} instructions/token through the key/value cache ({} tokens, context {}), cache {} B + arena {} B RAM",
+                    r.numeric,
+                    r.core.name(),
+                    per_step,
+                    r.steps,
+                    r.causal_tokens,
+                    r.state_bytes,
+                    r.arena_bytes
+                ));
+            }
             Some(format!(
                 "  {} {}: {:.0} instructions/step ({} steps, {} MACs/step), state {} B + arena {} B RAM{stream}",
                 r.numeric,

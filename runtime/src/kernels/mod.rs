@@ -2,6 +2,7 @@
 //! clarity and used on every target; faster architecture-specific kernels live
 //! beside it and are selected at compile time.
 
+pub mod attention;
 pub mod blocked;
 pub mod classical;
 pub mod generic;

@@ -106,6 +106,16 @@ impl<'a> RecI8<'a> {
 }
 
 impl SequenceLayout {
+    /// No recurrent layers.
+    pub const fn new() -> Self {
+        SequenceLayout {
+            head_start: 0,
+            state_len: 0,
+            gate_rows: 0,
+            scratch_offset: 0,
+        }
+    }
+
     /// Validate one recurrent layer definition at index `at` whose input has `width` values.
     pub fn layer<'a>(
         &mut self,
@@ -230,8 +240,12 @@ impl<'a> Model<'a> {
         self.seq.head_start > 0
     }
 
-    /// Exact bytes of state a recurrent model needs (0 for other models).
+    /// Exact bytes of state a recurrent or causal model needs (0 for other
+    /// models): hidden states, or a causal model's position and key/value cache.
     pub fn state_bytes(&self) -> usize {
+        if self.tf.causal {
+            return self.tf.state_bytes;
+        }
         let e = match self.header.numeric {
             Numeric::F32 => 4,
             Numeric::Int8 => 2,
@@ -239,8 +253,8 @@ impl<'a> Model<'a> {
         self.seq.state_len * e
     }
 
-    fn check_state(&self, len: usize) -> Result<()> {
-        if !self.is_recurrent() {
+    pub(super) fn check_state(&self, len: usize) -> Result<()> {
+        if !self.is_recurrent() && !self.is_causal() {
             return Err(Error::NotRecurrent);
         }
         if len < self.state_bytes() {
@@ -436,8 +450,18 @@ impl<'a> Model<'a> {
     }
 
     /// One time step of an f32 recurrent model on raw (unnormalized) `x_t`
-    /// (`input_len` channels): updates `state`.
-    pub fn step_f32(&self, x_t: &[f32], state: &mut [u8], arena: &mut [u8]) -> Result<()> {
+    /// (`input_len` channels): updates `state` and returns the last per-step
+    /// layer's output. For a causal transformer, one token (`input_len /
+    /// tokens` values) and its output row (see `transformer`).
+    pub fn step_f32<'r>(
+        &self,
+        x_t: &[f32],
+        state: &mut [u8],
+        arena: &'r mut [u8],
+    ) -> Result<&'r [f32]> {
+        if self.is_causal() {
+            return self.step_causal_f32(x_t, state, arena);
+        }
         self.check_step(Numeric::F32, x_t.len(), state.len(), arena.len())?;
         let state = self.state_f32(state)?;
         let (cur, next, scratch) = self.f32_buffers(arena)?;
@@ -453,13 +477,21 @@ impl<'a> Model<'a> {
             self.input_len(),
             state,
             scratch,
-        )?;
-        Ok(())
+        )
     }
 
     /// One time step of an int8 recurrent model on quantized `x_t` (see
-    /// [`Model::quantize_input`]). Integer-only.
-    pub fn step_i8(&self, x_t: &[i8], state: &mut [u8], arena: &mut [u8]) -> Result<()> {
+    /// [`Model::quantize_input`]), or one token of a causal transformer.
+    /// Integer-only.
+    pub fn step_i8<'r>(
+        &self,
+        x_t: &[i8],
+        state: &mut [u8],
+        arena: &'r mut [u8],
+    ) -> Result<&'r [i8]> {
+        if self.is_causal() {
+            return self.step_causal_i8(x_t, state, arena);
+        }
         self.check_step(Numeric::Int8, x_t.len(), state.len(), arena.len())?;
         let state = self.state_i16(state)?;
         let (cur, next, scratch) = self.i8_buffers(arena)?;
@@ -471,8 +503,7 @@ impl<'a> Model<'a> {
             self.input_len(),
             state,
             scratch,
-        )?;
-        Ok(())
+        )
     }
 
     /// The last recurrent layer (its state offset and hidden width).
@@ -555,14 +586,17 @@ impl<'a> Model<'a> {
         state: &mut [u8],
         arena: &'r mut [u8],
     ) -> Result<&'r [f32]> {
-        let c = self.input_len();
-        if xs.len() % c != 0 {
+        let c = self.step_width();
+        if !xs.len().is_multiple_of(c) {
             return Err(Error::WrongInputLength {
                 expected: c,
                 given: xs.len() % c,
             });
         }
         self.reset(state)?;
+        if self.is_causal() {
+            return self.run_causal_f32(xs, state, arena);
+        }
         for x_t in xs.chunks_exact(c) {
             self.step_f32(x_t, state, arena)?;
         }
@@ -576,14 +610,17 @@ impl<'a> Model<'a> {
         state: &mut [u8],
         arena: &'r mut [u8],
     ) -> Result<&'r [i8]> {
-        let c = self.input_len();
-        if xs.len() % c != 0 {
+        let c = self.step_width();
+        if !xs.len().is_multiple_of(c) {
             return Err(Error::WrongInputLength {
                 expected: c,
                 given: xs.len() % c,
             });
         }
         self.reset(state)?;
+        if self.is_causal() {
+            return self.run_causal_i8(xs, state, arena);
+        }
         for x_t in xs.chunks_exact(c) {
             self.step_i8(x_t, state, arena)?;
         }

@@ -1,0 +1,284 @@
+//! Transformer kernels: attention for one query row, rotary embeddings,
+//! LayerNorm, on both numeric paths. The formulas are the ones in
+//! [`LayerDef::AttentionF32`](crate::format::LayerDef::AttentionF32),
+//! [`LayerDef::AttentionI8`](crate::format::LayerDef::AttentionI8) and the
+//! LayerNorm definitions; operation order is fixed (keys in ascending
+//! position) so that a full causal pass and a one-token-at-a-time pass with a
+//! key/value cache give bit-identical rows.
+//!
+//! Keys and values live in `tokens x dim` buffers; the key of absolute
+//! position `j` is in row `j % tokens`, so the same code serves the full pass
+//! (rows 0..tokens) and a sliding cache.
+
+use super::{le_f32, le_i32};
+use crate::format::Rescale;
+use crate::math;
+use crate::quant::{rescale, saturate_i8};
+
+/// Where one attention head reads its keys and values.
+#[derive(Debug, Clone, Copy)]
+pub struct KeyValues<'s, T> {
+    /// `tokens x dim` keys; position `j` in row `j % tokens`.
+    pub keys: &'s [T],
+    /// `tokens x dim` values, same rows.
+    pub values: &'s [T],
+    /// Row width.
+    pub dim: usize,
+    /// Rows (the cache capacity).
+    pub tokens: usize,
+    /// First value of this head in each row.
+    pub head_offset: usize,
+}
+
+impl<T: Copy> KeyValues<'_, T> {
+    fn key(&self, j: usize, d: usize) -> &[T] {
+        let at = (j % self.tokens) * self.dim + self.head_offset;
+        self.keys.get(at..at + d).unwrap_or(&[])
+    }
+    fn value(&self, j: usize, d: usize) -> &[T] {
+        let at = (j % self.tokens) * self.dim + self.head_offset;
+        self.values.get(at..at + d).unwrap_or(&[])
+    }
+}
+
+/// Which keys a query at absolute position `query` sees: `first..=last`.
+#[derive(Debug, Clone, Copy)]
+pub struct Span {
+    /// Absolute position of the query.
+    pub query: usize,
+    /// First key position.
+    pub first: usize,
+    /// Last key position (inclusive).
+    pub last: usize,
+}
+
+impl Span {
+    fn len(&self) -> usize {
+        self.last + 1 - self.first
+    }
+}
+
+/// Relative-bias index of query `i` and key `j` in a `2 tokens - 1` row.
+#[inline]
+fn bias_index(i: usize, j: usize, tokens: usize) -> usize {
+    (i + tokens - 1).wrapping_sub(j)
+}
+
+/// One head of attention for one query row, f32.
+///
+/// `scores` (at least `tokens` long) ends holding the attention weights:
+/// `scores[n]` for key `span.first + n`, and exactly 0.0 for every entry
+/// past the span (the masked positions of a causal row in a full pass).
+/// `bias` is this head's `2 tokens - 1` relative-bias row (f32 LE), if any.
+/// `out` (`d` values) receives the weighted sum of the values.
+pub fn attend_f32(
+    q: &[f32],
+    kv: &KeyValues<'_, f32>,
+    span: Span,
+    bias: Option<&[u8]>,
+    scores: &mut [f32],
+    out: &mut [f32],
+) {
+    let d = q.len();
+    let scale = 1.0 / math::sqrt(d as f32);
+    let count = span.len().min(scores.len());
+    let (live, masked) = scores.split_at_mut(count);
+    masked.iter_mut().for_each(|s| *s = 0.0);
+    let mut max = f32::NEG_INFINITY;
+    for (n, s) in live.iter_mut().enumerate() {
+        let j = span.first + n;
+        let mut dot = 0.0f32;
+        for (a, b) in q.iter().zip(kv.key(j, d)) {
+            dot += a * b;
+        }
+        let mut v = dot * scale;
+        if let Some(bias) = bias {
+            let at = 4 * bias_index(span.query, j, kv.tokens);
+            v += le_f32(bias.get(at..at + 4).unwrap_or(&[]));
+        }
+        *s = v;
+        if v > max {
+            max = v;
+        }
+    }
+    let mut sum = 0.0f32;
+    for s in live.iter_mut() {
+        *s = math::exp(*s - max);
+        sum += *s;
+    }
+    for s in live.iter_mut() {
+        *s /= sum;
+    }
+    out.iter_mut().for_each(|o| *o = 0.0);
+    for (n, &p) in live.iter().enumerate() {
+        for (o, &v) in out.iter_mut().zip(kv.value(span.first + n, d)) {
+            *o += p * v;
+        }
+    }
+}
+
+/// Rotate the pairs `(2m, 2m+1)` of every head of `x` by the `(cos, sin)`
+/// pairs of `table_row` (`d` f32 LE: one position's row of the RoPE table).
+pub fn rope_f32(x: &mut [f32], d: usize, table_row: &[u8]) {
+    for head in x.chunks_exact_mut(d) {
+        for (pair, cs) in head.chunks_exact_mut(2).zip(table_row.chunks_exact(8)) {
+            let (c, s) = (le_f32(&cs[..4]), le_f32(&cs[4..]));
+            let (a, b) = (pair[0], pair[1]);
+            pair[0] = a * c - b * s;
+            pair[1] = a * s + b * c;
+        }
+    }
+}
+
+/// LayerNorm of one row, f32, in place. `params` is `gamma` then `beta`.
+pub fn layer_norm_f32(x: &mut [f32], eps: f32, params: &[u8]) {
+    let n = x.len() as f32;
+    let mean = x.iter().fold(0.0f32, |a, &v| a + v) / n;
+    let var = x.iter().fold(0.0f32, |a, &v| a + (v - mean) * (v - mean)) / n;
+    let inv = 1.0 / math::sqrt(var + eps);
+    let (gamma, beta) = params.split_at(params.len() / 2);
+    for ((v, g), b) in x
+        .iter_mut()
+        .zip(gamma.chunks_exact(4))
+        .zip(beta.chunks_exact(4))
+    {
+        *v = (*v - mean) * inv * le_f32(g) + le_f32(b);
+    }
+}
+
+/// One head of attention for one query row, integer-only (steps 3-5 of
+/// [`LayerDef::AttentionI8`](crate::format::LayerDef::AttentionI8)).
+/// `scores` (at least `tokens + d` long) is scratch; `out` gets `d` int8 values.
+#[allow(clippy::too_many_arguments)]
+pub fn attend_i8(
+    q: &[i8],
+    kv: &KeyValues<'_, i8>,
+    span: Span,
+    bias: Option<&[u8]>,
+    score: Rescale,
+    exp_table: &[u8; 512],
+    context: Rescale,
+    scores: &mut [i32],
+    out: &mut [i8],
+) {
+    let d = q.len();
+    let (scores, num) = scores.split_at_mut(kv.tokens.min(scores.len()));
+    let take = d.min(num.len());
+    let num = &mut num[..take];
+    let count = span.len().min(scores.len());
+    let live = &mut scores[..count];
+    let mut max = i32::MIN;
+    for (n, s) in live.iter_mut().enumerate() {
+        let j = span.first + n;
+        let mut dot = 0i32;
+        for (&a, &b) in q.iter().zip(kv.key(j, d)) {
+            dot += i32::from(a) * i32::from(b);
+        }
+        if let Some(bias) = bias {
+            let at = 4 * bias_index(span.query, j, kv.tokens);
+            dot = dot.saturating_add(le_i32(bias.get(at..at + 4).unwrap_or(&[])));
+        }
+        *s = dot;
+        max = max.max(dot);
+    }
+    let mut sum = 0u32;
+    for s in live.iter_mut() {
+        // max - s >= 0; saturate so a huge gap just means "far down the table".
+        let index = rescale(max.saturating_sub(*s), score.multiplier, score.shift);
+        *s = match usize::try_from(index) {
+            Ok(k) if k < 256 => {
+                i32::from(u16::from_le_bytes([exp_table[2 * k], exp_table[2 * k + 1]]))
+            }
+            _ => 0,
+        };
+        sum += *s as u32;
+    }
+    // Weighted sum of the value rows, key by key (one row lookup per key).
+    num.iter_mut().for_each(|v| *v = 0);
+    for (n, &e) in live.iter().enumerate() {
+        for (acc, &v) in num.iter_mut().zip(kv.value(span.first + n, d)) {
+            *acc += e * i32::from(v);
+        }
+    }
+    // The max's entry is exp_table[0] > 0 (checked at load), so sum >= 1.
+    let inv = (1u64 << 47) / u64::from(sum.max(1));
+    for (o, &acc) in out.iter_mut().zip(num.iter()) {
+        let t = ((i64::from(acc) * inv as i64 + (1 << 30)) >> 31) as i32;
+        *o = saturate_i8(rescale(t, context.multiplier, context.shift));
+    }
+}
+
+/// Integer RoPE: rotate pairs of every head by Q14 `(cos, sin)` (i16 LE).
+pub fn rope_i8(x: &mut [i8], d: usize, table_row: &[u8]) {
+    for head in x.chunks_exact_mut(d) {
+        for (pair, cs) in head.chunks_exact_mut(2).zip(table_row.chunks_exact(4)) {
+            let c = i32::from(i16::from_le_bytes([cs[0], cs[1]]));
+            let s = i32::from(i16::from_le_bytes([cs[2], cs[3]]));
+            let (a, b) = (i32::from(pair[0]), i32::from(pair[1]));
+            pair[0] = saturate_i8((a * c - b * s + (1 << 13)) >> 14);
+            pair[1] = saturate_i8((a * s + b * c + (1 << 13)) >> 14);
+        }
+    }
+}
+
+/// Integer square root (floor) of a u64, bit by bit.
+pub fn isqrt(value: u64) -> u64 {
+    let mut rem = value;
+    let mut root = 0u64;
+    let mut bit = 1u64 << 62;
+    while bit > rem {
+        bit >>= 2;
+    }
+    while bit != 0 {
+        if rem >= root + bit {
+            rem -= root + bit;
+            root = (root >> 1) + bit;
+        } else {
+            root >>= 1;
+        }
+        bit >>= 2;
+    }
+    root
+}
+
+/// LayerNorm of one row, integer-only, in place; see
+/// [`LayerDef::LayerNormI8`](crate::format::LayerDef::LayerNormI8).
+pub fn layer_norm_i8(x: &mut [i8], eps: u32, params: &[u8], output_zero_point: i8) {
+    let n = x.len() as i64;
+    let sum: i64 = x.iter().map(|&v| i64::from(v)).sum();
+    let var: u64 = x
+        .iter()
+        .map(|&v| {
+            let c = n * i64::from(v) - sum;
+            (c * c) as u64
+        })
+        .sum();
+    let sigma = isqrt(var / n as u64 + u64::from(eps)).max(1);
+    let inv = ((1u64 << 40) / sigma) as i64;
+    let (gamma, beta) = params.split_at(params.len() / 2);
+    for ((v, g), b) in x
+        .iter_mut()
+        .zip(gamma.chunks_exact(4))
+        .zip(beta.chunks_exact(4))
+    {
+        let c = n * i64::from(*v) - sum;
+        let normalized = (c * inv + (1 << 27)) >> 28;
+        let acc = i64::from(le_i32(g)) * normalized + i64::from(le_i32(b));
+        let y = ((acc + (1 << 23)) >> 24) + i64::from(output_zero_point);
+        *v = y.clamp(-128, 127) as i8;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn isqrt_is_the_floor_square_root() {
+        for v in (0u64..5000).chain([u64::MAX, (1 << 40) + 7, 999_999_999_999]) {
+            let r = isqrt(v);
+            assert!(r * r <= v, "{v}");
+            assert!((r + 1).checked_mul(r + 1).is_none_or(|s| s > v), "{v}");
+        }
+    }
+}
