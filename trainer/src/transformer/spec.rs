@@ -41,7 +41,7 @@
 
 use std::path::{Path, PathBuf};
 
-use anyhow::{anyhow, bail, Context, Result};
+use anyhow::{anyhow, Context, Result};
 use serde::Deserialize;
 
 use crate::spec::{DatasetSpec, OptimizerSpec, QuantizationSpec, TrainingSpec};
