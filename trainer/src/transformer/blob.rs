@@ -6,8 +6,7 @@
 
 use anyhow::{anyhow, Result};
 use runtime::format::{
-    self, Activation, DenseI8Params, LayerDef, ModelHeader, Numeric, Position, QuantParams,
-    Rescale,
+    self, Activation, DenseI8Params, LayerDef, ModelHeader, Numeric, Position, QuantParams, Rescale,
 };
 
 use crate::transformer::model::{rope_table, sinusoidal_table, Transformer, LN_EPS};
@@ -99,9 +98,17 @@ pub enum OwnedLayer {
         output_zero_point: i8,
     },
     /// [`LayerDef::EmbeddingF32`].
-    EmbeddingF32 { vocab: u32, dim: u32, table: Vec<u8> },
+    EmbeddingF32 {
+        vocab: u32,
+        dim: u32,
+        table: Vec<u8>,
+    },
     /// [`LayerDef::EmbeddingI8`].
-    EmbeddingI8 { vocab: u32, dim: u32, table: Vec<u8> },
+    EmbeddingI8 {
+        vocab: u32,
+        dim: u32,
+        table: Vec<u8>,
+    },
     /// [`LayerDef::AddTableF32`].
     AddTableF32(Vec<u8>),
     /// [`LayerDef::AddTableI8`].

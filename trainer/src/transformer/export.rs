@@ -41,7 +41,8 @@ fn fingerprint(spec_path: &Path, spec: &TransformerSpec) -> Result<String> {
     );
     for file in spec.data_files() {
         digest.update(
-            &std::fs::read(&file).with_context(|| format!("dataset not found: {}", file.display()))?,
+            &std::fs::read(&file)
+                .with_context(|| format!("dataset not found: {}", file.display()))?,
         );
     }
     digest.update(&runtime::format::FORMAT_VERSION.to_le_bytes());
@@ -69,7 +70,11 @@ fn global_normalization(set: &Dataset) -> Normalization {
         .map(|&v| (f64::from(v) - mean).powi(2))
         .sum::<f64>()
         / n;
-    let scale = if var > 0.0 { (1.0 / var.sqrt()) as f32 } else { 1.0 };
+    let scale = if var > 0.0 {
+        (1.0 / var.sqrt()) as f32
+    } else {
+        1.0
+    };
     Normalization {
         offset: vec![mean as f32; set.feature_count],
         scale: vec![scale; set.feature_count],
@@ -187,7 +192,10 @@ fn export_classifier(
     let report = export::finish_classifier_export(
         &crate::spec::ModelSpec {
             name: spec.name.clone(),
-            dataset: spec.dataset.clone().ok_or_else(|| anyhow!("no [dataset]"))?,
+            dataset: spec
+                .dataset
+                .clone()
+                .ok_or_else(|| anyhow!("no [dataset]"))?,
             model: Vec::new(),
             training: spec.training.clone(),
             quantization: spec.quantization.clone(),
@@ -252,7 +260,8 @@ pub struct StreamRun {
 /// Run a causal blob over `values` with the step API (one value per step,
 /// the key/value cache sliding once full), from a fresh state.
 pub fn run_stream(blob: &[u8], values: &[f32], label: u16) -> Result<StreamRun> {
-    let model = Model::from_bytes(blob).map_err(|e| anyhow!("the exported blob does not load: {e}"))?;
+    let model =
+        Model::from_bytes(blob).map_err(|e| anyhow!("the exported blob does not load: {e}"))?;
     if !model.is_causal() {
         bail!("not a causal model");
     }
@@ -280,7 +289,9 @@ pub fn run_stream(blob: &[u8], values: &[f32], label: u16) -> Result<StreamRun> 
                 let mut padded = chunk.to_vec();
                 padded.resize(width, chunk[0]);
                 let mut out = vec![0i8; width];
-                model.quantize_input(&padded, &mut out).map_err(|e| anyhow!("{e}"))?;
+                model
+                    .quantize_input(&padded, &mut out)
+                    .map_err(|e| anyhow!("{e}"))?;
                 q.extend_from_slice(&out[..chunk.len()]);
             }
             let mut dequantized = [0.0f32; 1];
@@ -297,10 +308,12 @@ pub fn run_stream(blob: &[u8], values: &[f32], label: u16) -> Result<StreamRun> 
             inputs.extend(i8_bytes(&q));
         }
     }
-    let outputs_per_step = expected.len() / values.len().max(1) / match model.numeric() {
-        Numeric::F32 => 4,
-        Numeric::Int8 => 1,
-    };
+    let outputs_per_step = expected.len()
+        / values.len().max(1)
+        / match model.numeric() {
+            Numeric::F32 => 4,
+            Numeric::Int8 => 1,
+        };
     let labels = label.to_le_bytes();
     let vectors = TestVectors {
         numeric: model.numeric(),
@@ -315,7 +328,8 @@ pub fn run_stream(blob: &[u8], values: &[f32], label: u16) -> Result<StreamRun> 
     let mut bytes = postcard::to_stdvec(&vectors)?;
     let steps = [values.len() as u32];
     let (mut scratch, mut trailer) = ([0u8; 4], [0u8; 16]);
-    let n = TestVectors::encode_steps(&steps, &mut scratch, &mut trailer).map_err(|e| anyhow!("{e}"))?;
+    let n = TestVectors::encode_steps(&steps, &mut scratch, &mut trailer)
+        .map_err(|e| anyhow!("{e}"))?;
     bytes.extend_from_slice(&trailer[..n]);
     Ok(StreamRun {
         predictions,
@@ -347,10 +361,11 @@ fn stream_figures(
         .collect();
     let rank = anomaly_rank(&errors, &starts, tokens, anomaly);
     let mean = errors.iter().map(|&e| f64::from(e)).sum::<f64>() / errors.len().max(1) as f64;
-    let (at, max) = errors
-        .iter()
-        .enumerate()
-        .fold((0, 0.0f32), |(bi, b), (i, &e)| if e > b { (i, e) } else { (bi, b) });
+    let (at, max) =
+        errors.iter().enumerate().fold(
+            (0, 0.0f32),
+            |(bi, b), (i, &e)| if e > b { (i, e) } else { (bi, b) },
+        );
     let in_anomaly: Vec<f32> = errors
         .iter()
         .enumerate()
@@ -387,7 +402,8 @@ fn export_forecaster(
         bail!("the series are too short for {tokens} tokens");
     }
     let normalization = bin_normalization(&train_series.values, vocab, tokens);
-    let (inputs, targets) = forecast_windows(&train_series.values, tokens, s.train_stride, &normalization);
+    let (inputs, targets) =
+        forecast_windows(&train_series.values, tokens, s.train_stride, &normalization);
     // Watched only: non-overlapping windows of the test part.
     let (test_inputs, test_targets) = forecast_windows(
         &test_series.values[train_len..],
@@ -425,10 +441,24 @@ fn export_forecaster(
     let f32_run = run_stream(&f32_model, stream, 1)?;
     let int8_run = run_stream(&int8_model, stream, 1)?;
     let first_scored = tokens; // stream index of the first test-part point
-    let (f32_errors, f32_figures) =
-        stream_figures(&f32_run, stream, first_scored, offset, &normalization, tokens, anomaly);
-    let (int8_errors, int8_figures) =
-        stream_figures(&int8_run, stream, first_scored, offset, &normalization, tokens, anomaly);
+    let (f32_errors, f32_figures) = stream_figures(
+        &f32_run,
+        stream,
+        first_scored,
+        offset,
+        &normalization,
+        tokens,
+        anomaly,
+    );
+    let (int8_errors, int8_figures) = stream_figures(
+        &int8_run,
+        stream,
+        first_scored,
+        offset,
+        &normalization,
+        tokens,
+        anomaly,
+    );
 
     // Trainer vs runtime: once the cache is full, step t's output is the
     // last row of the full forward pass over the window ending at t.
@@ -512,7 +542,13 @@ pub fn export_spec(
     let forecaster = spec.series.is_some();
     if reuse {
         let files: &[&str] = if forecaster {
-            &["f32.bin", "int8.bin", "f32.vectors", "int8.vectors", "errors.csv"]
+            &[
+                "f32.bin",
+                "int8.bin",
+                "f32.vectors",
+                "int8.vectors",
+                "errors.csv",
+            ]
         } else {
             &CLASSIFIER_FILES
         };

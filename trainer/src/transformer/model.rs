@@ -61,7 +61,7 @@ pub struct Config {
 impl Config {
     /// From a spec section and the data's input width and output count.
     pub fn new(t: &TransformerSection, input_len: usize, outputs: usize) -> Result<Config> {
-        if input_len % t.tokens != 0 {
+        if !input_len.is_multiple_of(t.tokens) {
             bail!(
                 "the input has {input_len} values, which do not split into {} equal tokens",
                 t.tokens
@@ -360,6 +360,9 @@ pub struct Ranges {
     pub head: Range,
 }
 
+/// Turns one parameter array and its shape into a tensor (constant or variable).
+pub(crate) type MakeTensor<'a> = dyn FnMut(&[f32], &[usize]) -> Result<Tensor> + 'a;
+
 /// Parameters as candle tensors (variables while training).
 pub(crate) struct Net {
     pub config: Config,
@@ -419,10 +422,7 @@ fn rotate(x: &Tensor, cos: &Tensor, sin: &Tensor) -> candle_core::Result<Tensor>
 impl Net {
     /// Build from parameters; `make` turns each array (with its shape) into a
     /// tensor (a constant, or a training variable).
-    pub fn build(
-        t: &Transformer,
-        make: &mut dyn FnMut(&[f32], &[usize]) -> Result<Tensor>,
-    ) -> Result<Net> {
+    pub fn build(t: &Transformer, make: &mut MakeTensor<'_>) -> Result<Net> {
         let c = &t.config;
         let (dim, ff, rows, d) = (c.dim, c.ff, c.rows(), c.head_dim());
         let mut norm = |(g, b): &(Vec<f32>, Vec<f32>)| -> Result<(Tensor, Tensor)> {
@@ -598,8 +598,8 @@ impl Net {
             r.blocks.resize(self.blocks.len(), BlockRanges::default());
         }
         for (i, block) in self.blocks.iter().enumerate() {
-            let mut br = ranges.as_deref_mut().map(|r| &mut r.blocks[i]);
-            h = self.block(block, &h, br.as_deref_mut())?;
+            let block_ranges = ranges.as_deref_mut().map(|r| &mut r.blocks[i]);
+            h = self.block(block, &h, block_ranges)?;
         }
         h = layer_norm(&h, &self.final_norm)?;
         if let Some(r) = ranges.as_deref_mut() {
@@ -613,7 +613,7 @@ impl Net {
         let y = pooled
             .broadcast_matmul(&self.head_weight.t()?)?
             .broadcast_add(&self.head_bias)?;
-        if let Some(r) = ranges.as_deref_mut() {
+        if let Some(r) = ranges {
             r.head.merge_tensor(&y)?;
         }
         Ok(match c.pool {
@@ -655,9 +655,12 @@ impl Net {
                 r.k.merge_tensor(&k)?;
             }
         }
-        let mut scores = (q.matmul(&k.transpose(2, 3)?.contiguous()?)? * (1.0 / (d as f64).sqrt()))?;
+        let mut scores =
+            (q.matmul(&k.transpose(2, 3)?.contiguous()?)? * (1.0 / (d as f64).sqrt()))?;
         if let (Some(bias), Some(index)) = (&b.relative_bias, &self.relative_index) {
-            let table = bias.index_select(index, 1)?.reshape((1, heads, rows, rows))?;
+            let table = bias
+                .index_select(index, 1)?
+                .reshape((1, heads, rows, rows))?;
             scores = scores.broadcast_add(&table)?;
         }
         if let Some(mask) = &self.causal_mask {

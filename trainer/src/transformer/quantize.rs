@@ -26,7 +26,9 @@ use runtime::quant::quantize_multiplier;
 use runtime::QuantParams;
 
 use crate::quantize::params_for_range;
-use crate::transformer::blob::{i16_bytes, i32_bytes, i8_bytes, position_mode, OwnedDense, OwnedLayer};
+use crate::transformer::blob::{
+    i16_bytes, i32_bytes, i8_bytes, position_mode, OwnedDense, OwnedLayer,
+};
 use crate::transformer::model::{rope_table, sinusoidal_table, Range, Ranges, Transformer, LN_EPS};
 use crate::transformer::spec::{PoolKind, PositionKind};
 
@@ -63,7 +65,8 @@ fn quantize_value(v: f64, q: QuantParams) -> i8 {
 }
 
 fn multiplier(ratio: f64, what: &str) -> Result<(i32, u8)> {
-    quantize_multiplier(ratio).ok_or_else(|| anyhow!("{what}: scale ratio {ratio} cannot be represented"))
+    quantize_multiplier(ratio)
+        .ok_or_else(|| anyhow!("{what}: scale ratio {ratio} cannot be represented"))
 }
 
 fn rescale(ratio: f64, zero_point: i8, what: &str) -> Result<Rescale> {
@@ -96,7 +99,8 @@ fn dense(
             .collect();
         let acc_scale = f64::from(input.scale) * w_scale;
         let sum: i64 = q.iter().map(|&v| i64::from(v)).sum();
-        let folded = libm::round(f64::from(bias[r]) / acc_scale) - (i64::from(input.zero_point) * sum) as f64;
+        let folded = libm::round(f64::from(bias[r]) / acc_scale)
+            - (i64::from(input.zero_point) * sum) as f64;
         b.push(round_i32(folded));
         let (mm, ss) = multiplier(acc_scale / out_scale(r), what)?;
         m.push(mm);
@@ -142,8 +146,16 @@ fn add_skip(input: QuantParams, saved: QuantParams, output: QuantParams) -> Resu
     let s = f64::from(output.scale);
     Ok(OwnedLayer::AddSkipI8 {
         slot: 0,
-        input: rescale(f64::from(input.scale) / s, input.zero_point, "residual input")?,
-        skip: rescale(f64::from(saved.scale) / s, saved.zero_point, "residual skip")?,
+        input: rescale(
+            f64::from(input.scale) / s,
+            input.zero_point,
+            "residual input",
+        )?,
+        skip: rescale(
+            f64::from(saved.scale) / s,
+            saved.zero_point,
+            "residual skip",
+        )?,
         output_zero_point: output.zero_point,
     })
 }
@@ -212,7 +224,9 @@ pub fn quantize_with(t: &Transformer, ranges: &Ranges) -> Result<QuantizedTransf
         let out = asymmetric(ranges.positioned);
         let table: Vec<i16> = sinusoidal_table(rows, dim)
             .iter()
-            .map(|&v| libm::round(f64::from(v) / f64::from(out.scale)).clamp(-32768.0, 32767.0) as i16)
+            .map(|&v| {
+                libm::round(f64::from(v) / f64::from(out.scale)).clamp(-32768.0, 32767.0) as i16
+            })
             .collect();
         layers.push(OwnedLayer::AddTableI8 {
             input: rescale(
@@ -231,7 +245,11 @@ pub fn quantize_with(t: &Transformer, ranges: &Ranges) -> Result<QuantizedTransf
         let norm1 = asymmetric(r.norm1);
         layers.push(layer_norm(&b.norm1, current, norm1));
 
-        let (s_q, s_k, s_v) = (symmetric(r.q.abs_max()), symmetric(r.k.abs_max()), symmetric(r.v.abs_max()));
+        let (s_q, s_k, s_v) = (
+            symmetric(r.q.abs_max()),
+            symmetric(r.k.abs_max()),
+            symmetric(r.v.abs_max()),
+        );
         let qkv = dense(
             &b.qkv_weight,
             &b.qkv_bias,

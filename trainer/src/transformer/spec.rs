@@ -29,6 +29,11 @@
 //! input normalization maps a value to a bin coordinate, and the embedding
 //! table (`vocab x dim`) is the tokenizer. Its position must be `"relative"`
 //! or `"none"`, so the runtime's key/value cache can slide over a stream.
+//! It trains on windows of `tokens` values; with one block a sliding stream
+//! computes exactly the window's last row, with two blocks the second
+//! block's cached keys and values also carry context from before the window
+//! (computed when their token was new), so a stream differs slightly from
+//! what training saw.
 //!
 //! ```toml
 //! [series]
@@ -173,7 +178,10 @@ impl TransformerSpec {
             toml::from_str(text).map_err(|e| anyhow!("{p}: {}", e.message().trim()))?;
         let invalid = |field: &str, problem: String| anyhow!("{p}: {field} {problem}");
         if file.kind != "transformer" {
-            return Err(invalid("kind", format!("must be \"transformer\", got {:?}", file.kind)));
+            return Err(invalid(
+                "kind",
+                format!("must be \"transformer\", got {:?}", file.kind),
+            ));
         }
         if file.name.is_empty()
             || file.name.starts_with('.')
@@ -184,7 +192,10 @@ impl TransformerSpec {
         {
             return Err(invalid(
                 "name",
-                format!("{:?} must be ASCII letters, digits, '-', '_' or '.'", file.name),
+                format!(
+                    "{:?} must be ASCII letters, digits, '-', '_' or '.'",
+                    file.name
+                ),
             ));
         }
         let t = &file.transformer;
@@ -193,26 +204,38 @@ impl TransformerSpec {
         if t.tokens == 0 || t.tokens + cls > max_tokens {
             return Err(invalid(
                 "transformer.tokens",
-                format!("must be between 1 and {} (class token included), got {}", max_tokens, t.tokens),
+                format!(
+                    "must be between 1 and {} (class token included), got {}",
+                    max_tokens, t.tokens
+                ),
             ));
         }
         if t.dim == 0 || t.dim > runtime::format::MAX_WIDTH as usize / 3 {
-            return Err(invalid("transformer.dim", format!("must be between 1 and 1365, got {}", t.dim)));
+            return Err(invalid(
+                "transformer.dim",
+                format!("must be between 1 and 1365, got {}", t.dim),
+            ));
         }
-        if t.heads == 0 || t.dim % t.heads != 0 {
+        if t.heads == 0 || !t.dim.is_multiple_of(t.heads) {
             return Err(invalid(
                 "transformer.heads",
                 format!("must divide dim {} exactly, got {}", t.dim, t.heads),
             ));
         }
-        if t.position == PositionKind::Rope && (t.dim / t.heads) % 2 != 0 {
+        if t.position == PositionKind::Rope && !(t.dim / t.heads).is_multiple_of(2) {
             return Err(invalid(
                 "transformer.position",
-                format!("\"rope\" rotates pairs: dim / heads must be even, got {}", t.dim / t.heads),
+                format!(
+                    "\"rope\" rotates pairs: dim / heads must be even, got {}",
+                    t.dim / t.heads
+                ),
             ));
         }
         if t.ff == 0 || t.ff > runtime::format::MAX_WIDTH as usize {
-            return Err(invalid("transformer.ff", format!("must be between 1 and 4096, got {}", t.ff)));
+            return Err(invalid(
+                "transformer.ff",
+                format!("must be between 1 and 4096, got {}", t.ff),
+            ));
         }
         if t.blocks == 0 {
             return Err(invalid("transformer.blocks", "must be at least 1".into()));
@@ -231,13 +254,22 @@ impl TransformerSpec {
         match (t.pool, t.vocab) {
             (PoolKind::Causal, Some(v)) if (2..=128).contains(&v) => {}
             (PoolKind::Causal, Some(v)) => {
-                return Err(invalid("transformer.vocab", format!("must be between 2 and 128, got {v}")))
+                return Err(invalid(
+                    "transformer.vocab",
+                    format!("must be between 2 and 128, got {v}"),
+                ))
             }
             (PoolKind::Causal, None) => {
-                return Err(invalid("transformer.vocab", "is required when pool = \"causal\"".into()))
+                return Err(invalid(
+                    "transformer.vocab",
+                    "is required when pool = \"causal\"".into(),
+                ))
             }
             (_, Some(_)) => {
-                return Err(invalid("transformer.vocab", "is only for pool = \"causal\"".into()))
+                return Err(invalid(
+                    "transformer.vocab",
+                    "is only for pool = \"causal\"".into(),
+                ))
             }
             (_, None) => {}
         }
@@ -279,7 +311,10 @@ impl TransformerSpec {
             }
         }
         let OptimizerSpec::Adam { learning_rate } = file.training.optimizer else {
-            return Err(invalid("training.optimizer", "must be adam for transformers".into()));
+            return Err(invalid(
+                "training.optimizer",
+                "must be adam for transformers".into(),
+            ));
         };
         if !(learning_rate > 0.0 && learning_rate.is_finite()) {
             return Err(invalid(
@@ -288,10 +323,16 @@ impl TransformerSpec {
             ));
         }
         if file.training.epochs == 0 || file.training.batch_size == 0 {
-            return Err(invalid("training", "epochs and batch_size must be at least 1".into()));
+            return Err(invalid(
+                "training",
+                "epochs and batch_size must be at least 1".into(),
+            ));
         }
         if file.quantization.calibration_samples == 0 {
-            return Err(invalid("quantization.calibration_samples", "must be at least 1".into()));
+            return Err(invalid(
+                "quantization.calibration_samples",
+                "must be at least 1".into(),
+            ));
         }
         let spec_dir = path
             .parent()
@@ -332,4 +373,3 @@ impl TransformerSpec {
         }
     }
 }
-
