@@ -14,4 +14,5 @@ pub mod quantize;
 pub mod recurrent;
 pub mod spec;
 pub mod train;
+pub mod transformer;
 pub mod ts;

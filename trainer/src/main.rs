@@ -79,6 +79,11 @@ fn run(cli: Cli) -> Result<()> {
     match cli.command {
         Command::Train { specs, out } => {
             for spec in specs {
+                if trainer::classical::spec_kind(&spec)? == "transformer" {
+                    let r = trainer::transformer::export_spec(&spec, &out, false, true)?;
+                    println!("{}", trainer::transformer::summary(&r));
+                    continue;
+                }
                 if trainer::classical::spec_kind(&spec)? != "mlp" {
                     let r = trainer::classical::export_spec(&spec, &out, false)?;
                     println!("{}", trainer::classical::summary(&r));
@@ -89,6 +94,11 @@ fn run(cli: Cli) -> Result<()> {
         }
         Command::Export { specs, out, force } => {
             for spec in specs {
+                if trainer::classical::spec_kind(&spec)? == "transformer" {
+                    let r = trainer::transformer::export_spec(&spec, &out, !force, true)?;
+                    println!("{}", trainer::transformer::summary(&r));
+                    continue;
+                }
                 if trainer::classical::spec_kind(&spec)? != "mlp" {
                     let r = trainer::classical::export_spec(&spec, &out, !force)?;
                     println!("{}", trainer::classical::summary(&r));

@@ -1,0 +1,375 @@
+//! The `kind = "transformer"` spec: which data, which transformer, how to train.
+//!
+//! ```toml
+//! name = "digits-transformer"
+//! kind = "transformer"
+//! [dataset]                 # classifiers: a CSV (split by test_fraction) or a .ts pair
+//! path = "../datasets/digits/digits.csv.gz"
+//! test_fraction = 0.2
+//! seed = 7
+//! [transformer]
+//! tokens = 8                # each input row is cut into 8 equal consecutive tokens
+//! dim = 32                  # model width
+//! heads = 2                 # divides dim
+//! blocks = 1                # pre-norm encoder blocks (at most 2: the blob holds 32 layers)
+//! ff = 64                   # width of each block's feed-forward layer
+//! position = "sinusoidal"   # "sinusoidal" | "relative" | "rope" | "none"
+//! pool = "mean"             # "mean" | "cls" (learned class token) | "causal" (forecaster)
+//! [training]                # as for MLPs (adam only)
+//! optimizer = { kind = "adam", learning_rate = 0.003 }
+//! epochs = 40
+//! batch_size = 32
+//! seed = 1
+//! [quantization]            # optional
+//! calibration_samples = 512
+//! ```
+//!
+//! A causal forecaster (`pool = "causal"`) reads one raw value per token from
+//! a `[series]` table instead of `[dataset]` and needs `vocab` (2..=128): the
+//! input normalization maps a value to a bin coordinate, and the embedding
+//! table (`vocab x dim`) is the tokenizer. Its position must be `"relative"`
+//! or `"none"`, so the runtime's key/value cache can slide over a stream.
+//! It trains on windows of `tokens` values; with one block a sliding stream
+//! computes exactly the window's last row, with two blocks the second
+//! block's cached keys and values also carry context from before the window
+//! (computed when their token was new), so a stream differs slightly from
+//! what training saw.
+//!
+//! ```toml
+//! [series]
+//! train = "normal_TRAIN.csv"   # timestamp,value,is_anomaly
+//! test = "with_anomaly_TEST.csv"
+//! train_stride = 1             # step between training windows (default 1)
+//! ```
+//!
+//! Every rejected value gives a one-line error naming the file and the key.
+
+use std::path::{Path, PathBuf};
+
+use anyhow::{anyhow, Context, Result};
+use serde::Deserialize;
+
+use crate::spec::{DatasetSpec, OptimizerSpec, QuantizationSpec, TrainingSpec};
+
+/// How positions reach the model.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum PositionKind {
+    /// Fixed sine/cosine table added after the token projection.
+    Sinusoidal,
+    /// Learned bias per head and relative distance, added to the scores.
+    Relative,
+    /// Rotary embedding of queries and keys.
+    Rope,
+    /// No positional information.
+    None,
+}
+
+/// What the model does with its sequence of rows.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum PoolKind {
+    /// Classifier on the mean of the rows.
+    Mean,
+    /// Classifier on a learned class token prepended to the rows.
+    Cls,
+    /// Causal next-value forecaster: one prediction per token, no pooling.
+    Causal,
+}
+
+/// The `[transformer]` table.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TransformerSection {
+    /// Tokens per input (the context of a causal model).
+    pub tokens: usize,
+    /// Model width.
+    pub dim: usize,
+    /// Attention heads; divides `dim`.
+    pub heads: usize,
+    /// Encoder blocks.
+    pub blocks: usize,
+    /// Feed-forward width.
+    pub ff: usize,
+    /// Positional encoding.
+    pub position: PositionKind,
+    /// Pooling (classifiers) or causal forecasting.
+    pub pool: PoolKind,
+    /// Embedding bins of a causal forecaster.
+    #[serde(default)]
+    pub vocab: Option<usize>,
+}
+
+/// The `[series]` table of a forecaster.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ForecastSeries {
+    /// Normal training series (`timestamp,value,is_anomaly` CSV).
+    pub train: PathBuf,
+    /// Test series; it may begin with the training part, which is skipped.
+    pub test: PathBuf,
+    /// Step between training windows.
+    #[serde(default = "one")]
+    pub train_stride: usize,
+}
+
+fn one() -> usize {
+    1
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct SpecFile {
+    name: String,
+    kind: String,
+    #[serde(default)]
+    dataset: Option<DatasetSpec>,
+    #[serde(default)]
+    series: Option<ForecastSeries>,
+    transformer: TransformerSection,
+    training: TrainingSpec,
+    #[serde(default)]
+    quantization: QuantizationSpec,
+}
+
+/// A validated transformer spec.
+#[derive(Debug, Clone, PartialEq)]
+pub struct TransformerSpec {
+    /// Model name (output folder).
+    pub name: String,
+    /// Classifier data (`None` for a forecaster).
+    pub dataset: Option<DatasetSpec>,
+    /// Forecaster data (`None` for a classifier).
+    pub series: Option<ForecastSeries>,
+    /// The architecture.
+    pub transformer: TransformerSection,
+    /// Optimizer and schedule.
+    pub training: TrainingSpec,
+    /// int8 calibration.
+    pub quantization: QuantizationSpec,
+    /// Folder of the spec file (relative paths start here).
+    pub spec_dir: PathBuf,
+}
+
+/// Layers a blob of this architecture holds (must fit `MAX_LAYERS`).
+pub fn layer_count(t: &TransformerSection) -> usize {
+    let positional = usize::from(t.position == PositionKind::Sinusoidal);
+    let (cls, pool, softmax) = match t.pool {
+        PoolKind::Mean => (0, 1, 1),
+        PoolKind::Cls => (1, 1, 1),
+        PoolKind::Causal => (0, 0, 0),
+    };
+    // tokens + input + [cls] + [positions] + 10 per block + final norm + [pool] + head + [softmax]
+    2 + cls + positional + 10 * t.blocks + 1 + pool + 1 + softmax
+}
+
+impl TransformerSpec {
+    /// Read and validate a spec file.
+    pub fn load(path: &Path) -> Result<TransformerSpec> {
+        let text = std::fs::read_to_string(path)
+            .with_context(|| format!("spec not found: {}", path.display()))?;
+        Self::parse(&text, path)
+    }
+
+    /// Validate spec text; `path` names the file in errors and anchors relative paths.
+    pub fn parse(text: &str, path: &Path) -> Result<TransformerSpec> {
+        let p = path.display();
+        let file: SpecFile =
+            toml::from_str(text).map_err(|e| anyhow!("{p}: {}", e.message().trim()))?;
+        let invalid = |field: &str, problem: String| anyhow!("{p}: {field} {problem}");
+        if file.kind != "transformer" {
+            return Err(invalid(
+                "kind",
+                format!("must be \"transformer\", got {:?}", file.kind),
+            ));
+        }
+        if file.name.is_empty()
+            || file.name.starts_with('.')
+            || !file
+                .name
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c))
+        {
+            return Err(invalid(
+                "name",
+                format!(
+                    "{:?} must be ASCII letters, digits, '-', '_' or '.'",
+                    file.name
+                ),
+            ));
+        }
+        let t = &file.transformer;
+        let max_tokens = runtime::format::MAX_TOKENS as usize;
+        let cls = usize::from(t.pool == PoolKind::Cls);
+        if t.tokens == 0 || t.tokens + cls > max_tokens {
+            return Err(invalid(
+                "transformer.tokens",
+                format!(
+                    "must be between 1 and {} (class token included), got {}",
+                    max_tokens, t.tokens
+                ),
+            ));
+        }
+        if t.dim == 0 || t.dim > runtime::format::MAX_WIDTH as usize / 3 {
+            return Err(invalid(
+                "transformer.dim",
+                format!("must be between 1 and 1365, got {}", t.dim),
+            ));
+        }
+        if t.heads == 0 || !t.dim.is_multiple_of(t.heads) {
+            return Err(invalid(
+                "transformer.heads",
+                format!("must divide dim {} exactly, got {}", t.dim, t.heads),
+            ));
+        }
+        if t.position == PositionKind::Rope && !(t.dim / t.heads).is_multiple_of(2) {
+            return Err(invalid(
+                "transformer.position",
+                format!(
+                    "\"rope\" rotates pairs: dim / heads must be even, got {}",
+                    t.dim / t.heads
+                ),
+            ));
+        }
+        if t.ff == 0 || t.ff > runtime::format::MAX_WIDTH as usize {
+            return Err(invalid(
+                "transformer.ff",
+                format!("must be between 1 and 4096, got {}", t.ff),
+            ));
+        }
+        if t.blocks == 0 {
+            return Err(invalid("transformer.blocks", "must be at least 1".into()));
+        }
+        let layers = layer_count(t);
+        if layers > runtime::format::MAX_LAYERS {
+            return Err(invalid(
+                "transformer.blocks",
+                format!(
+                    "{} needs {layers} blob layers, more than the runtime's {} (use at most 2 blocks)",
+                    t.blocks,
+                    runtime::format::MAX_LAYERS
+                ),
+            ));
+        }
+        match (t.pool, t.vocab) {
+            (PoolKind::Causal, Some(v)) if (2..=128).contains(&v) => {}
+            (PoolKind::Causal, Some(v)) => {
+                return Err(invalid(
+                    "transformer.vocab",
+                    format!("must be between 2 and 128, got {v}"),
+                ))
+            }
+            (PoolKind::Causal, None) => {
+                return Err(invalid(
+                    "transformer.vocab",
+                    "is required when pool = \"causal\"".into(),
+                ))
+            }
+            (_, Some(_)) => {
+                return Err(invalid(
+                    "transformer.vocab",
+                    "is only for pool = \"causal\"".into(),
+                ))
+            }
+            (_, None) => {}
+        }
+        if t.pool == PoolKind::Causal
+            && !matches!(t.position, PositionKind::Relative | PositionKind::None)
+        {
+            return Err(invalid(
+                "transformer.position",
+                "must be \"relative\" or \"none\" for a causal model (its cache slides over a stream)"
+                    .into(),
+            ));
+        }
+        match (t.pool, &file.dataset, &file.series) {
+            (PoolKind::Causal, None, Some(s)) => {
+                if s.train_stride == 0 {
+                    return Err(invalid("series.train_stride", "must be at least 1".into()));
+                }
+            }
+            (PoolKind::Causal, _, _) => {
+                return Err(invalid(
+                    "[series]",
+                    "is required (and [dataset] not allowed) when pool = \"causal\"".into(),
+                ))
+            }
+            (_, Some(d), None) => {
+                if !(d.test_fraction > 0.0 && d.test_fraction < 1.0) {
+                    return Err(invalid(
+                        "dataset.test_fraction",
+                        format!("must be between 0 and 1 (exclusive), got {}", d.test_fraction),
+                    ));
+                }
+            }
+            _ => {
+                return Err(invalid(
+                    "[dataset]",
+                    "is required (and [series] not allowed) for a classifier (pool = \"mean\" or \"cls\")"
+                        .into(),
+                ))
+            }
+        }
+        let OptimizerSpec::Adam { learning_rate } = file.training.optimizer else {
+            return Err(invalid(
+                "training.optimizer",
+                "must be adam for transformers".into(),
+            ));
+        };
+        if !(learning_rate > 0.0 && learning_rate.is_finite()) {
+            return Err(invalid(
+                "training.optimizer.learning_rate",
+                format!("must be a positive number, got {learning_rate}"),
+            ));
+        }
+        if file.training.epochs == 0 || file.training.batch_size == 0 {
+            return Err(invalid(
+                "training",
+                "epochs and batch_size must be at least 1".into(),
+            ));
+        }
+        if file.quantization.calibration_samples == 0 {
+            return Err(invalid(
+                "quantization.calibration_samples",
+                "must be at least 1".into(),
+            ));
+        }
+        let spec_dir = path
+            .parent()
+            .filter(|d| !d.as_os_str().is_empty())
+            .map_or_else(|| PathBuf::from("."), Path::to_path_buf);
+        Ok(TransformerSpec {
+            name: file.name,
+            dataset: file.dataset,
+            series: file.series,
+            transformer: file.transformer,
+            training: file.training,
+            quantization: file.quantization,
+            spec_dir,
+        })
+    }
+
+    /// Files the export depends on (dataset or series files), resolved.
+    pub fn data_files(&self) -> Vec<PathBuf> {
+        let mut files = Vec::new();
+        if let Some(d) = &self.dataset {
+            files.push(self.spec_dir.join(&d.path));
+            if let Some(t) = &d.test_path {
+                files.push(self.spec_dir.join(t));
+            }
+        }
+        if let Some(s) = &self.series {
+            files.push(self.spec_dir.join(&s.train));
+            files.push(self.spec_dir.join(&s.test));
+        }
+        files
+    }
+
+    /// The learning rate (validated to be Adam's).
+    pub fn learning_rate(&self) -> f64 {
+        match self.training.optimizer {
+            OptimizerSpec::Adam { learning_rate } => learning_rate,
+            OptimizerSpec::Sgd { learning_rate, .. } => learning_rate,
+        }
+    }
+}
