@@ -624,6 +624,14 @@ impl<'a> Model<'a> {
     pub fn input_quant(&self) -> Option<QuantParams> {
         self.header.input_quant
     }
+    /// `(offset, scale)` of input value `index`: the model sees
+    /// `(raw - offset) * scale` (`None` past the input).
+    pub fn input_normalization(&self, index: usize) -> Option<(f32, f32)> {
+        let at = index.checked_mul(4)?;
+        let offset = self.header.input_offset.get(at..at + 4)?;
+        let scale = self.header.input_scale.get(at..at + 4)?;
+        Some((le_f32(offset), le_f32(scale)))
+    }
 
     /// Kind and output width of each layer, in order (for `inspect`-style reports).
     pub fn layers(&self) -> impl Iterator<Item = LayerInfo> + '_ {

@@ -17,7 +17,7 @@ use serde_json::{json, Value};
 
 use crate::chip::ChipRun;
 
-fn f32s(bytes: &[u8]) -> Vec<f32> {
+pub fn f32s(bytes: &[u8]) -> Vec<f32> {
     bytes
         .chunks_exact(4)
         .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]))
@@ -42,7 +42,7 @@ fn purity(clusters: &[usize], labels: &[usize]) -> f64 {
 /// (ties: earlier first, NaN last), each kept unless its start is within
 /// `window` points of a kept peak; the rank is the 1-based position of the
 /// first kept peak whose window overlaps `[first, last]`.
-fn anomaly_rank(
+pub fn anomaly_rank(
     scores: &[f32],
     starts: &[usize],
     window: usize,

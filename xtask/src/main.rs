@@ -9,6 +9,7 @@
 mod bench;
 mod chip;
 mod classical;
+mod forecast;
 mod fuzz;
 mod qemu;
 mod recurrent;

@@ -76,7 +76,8 @@ pub fn demo(export: bool) -> Result<bool> {
             host_f32_accuracy: report["f32_accuracy"].as_f64(),
             host_int8_accuracy: report["int8_accuracy"].as_f64(),
             test_samples: report["test_samples"].as_u64(),
-            chip_metric: crate::classical::chip_metric(&report, &runs),
+            chip_metric: crate::classical::chip_metric(&report, &runs)
+                .or_else(|| crate::forecast::chip_metric(&report, &runs)),
             runs,
         };
         println!(
@@ -142,6 +143,9 @@ pub fn demo(export: bool) -> Result<bool> {
         }
         if let Some(line) = crate::classical::describe(&report, demo.chip_metric.as_ref()) {
             println!("{line}");
+        }
+        if let Some(lines) = crate::forecast::describe(&report, demo.chip_metric.as_ref()) {
+            println!("{lines}");
         }
         all.push(demo);
     }
