@@ -712,3 +712,60 @@ fn malformed_transformer_layers_are_rejected_by_name() {
         Err(Error::ArenaTooSmall { .. })
     ));
 }
+
+/// The exported forecaster (a trained causal model) on the first context of
+/// the real test stream: every step's row equals the full causal pass's,
+/// bit for bit, on both numeric paths.
+#[test]
+fn exported_forecaster_steps_equal_its_full_causal_pass() {
+    let dir =
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../models/exported/ucr-forecaster");
+    let vectors = std::fs::read(dir.join("f32.vectors")).expect("exported forecaster vectors");
+    let vectors = runtime::TestVectors::from_bytes(&vectors).unwrap();
+    let raw: Vec<f32> = vectors
+        .input_bytes(0)
+        .chunks_exact(4)
+        .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]))
+        .collect();
+    for file in ["f32.bin", "int8.bin"] {
+        let blob = std::fs::read(dir.join(file)).unwrap();
+        let model = Model::from_bytes(&blob).unwrap();
+        assert!(model.is_causal(), "{file}");
+        let t = model.tokens();
+        let row = model.output_len() / t;
+        let mut arena = vec![0u32; model.arena_bytes().div_ceil(4)];
+        let arena: &mut [u8] = bytemuck::cast_slice_mut(&mut arena);
+        let mut state = vec![0u32; model.state_bytes().div_ceil(4)];
+        let state: &mut [u8] = bytemuck::cast_slice_mut(&mut state);
+        model.reset(state).unwrap();
+        let window = &raw[..t];
+        match model.numeric() {
+            Numeric::F32 => {
+                let full: Vec<u32> = model
+                    .run_f32(window, arena)
+                    .unwrap()
+                    .iter()
+                    .map(|v| v.to_bits())
+                    .collect();
+                for (i, &x) in window.iter().enumerate() {
+                    let step: Vec<u32> = model
+                        .step_f32(&[x], state, arena)
+                        .unwrap()
+                        .iter()
+                        .map(|v| v.to_bits())
+                        .collect();
+                    assert_eq!(step, full[i * row..(i + 1) * row], "{file} token {i}");
+                }
+            }
+            Numeric::Int8 => {
+                let mut q = vec![0i8; t];
+                model.quantize_input(window, &mut q).unwrap();
+                let full = model.run_i8(&q, arena).unwrap().to_vec();
+                for (i, &x) in q.iter().enumerate() {
+                    let step = model.step_i8(&[x], state, arena).unwrap();
+                    assert_eq!(step, &full[i * row..(i + 1) * row], "{file} token {i}");
+                }
+            }
+        }
+    }
+}
