@@ -91,6 +91,18 @@ pub fn loss_curve(
     train_loss: &[f32],
     test_accuracy: &[f32],
 ) -> Result<()> {
+    loss_and_metric_curve(path, title, train_loss, test_accuracy, "test accuracy (%)")
+}
+
+/// [`loss_curve`] with another per-epoch test metric in `[0, 1]` (shown x100)
+/// under its own axis label.
+pub fn loss_and_metric_curve(
+    path: &Path,
+    title: &str,
+    train_loss: &[f32],
+    test_accuracy: &[f32],
+    metric_label: &str,
+) -> Result<()> {
     const SIZE: (u32, u32) = (900, 700);
     render_atomic(path, |temp| {
         let root = BitMapBackend::new(temp, SIZE).into_drawing_area();
@@ -139,12 +151,76 @@ pub fn loss_curve(
         chart
             .configure_mesh()
             .x_desc("epoch")
-            .y_desc("test accuracy (%)")
+            .y_desc(metric_label)
             .label_style((FONT_FAMILY, 17))
             .x_label_formatter(&|epoch| format!("{epoch:.0}"))
             .draw()?;
         chart.draw_series(LineSeries::new(accuracy, BLUE.stroke_width(2)))?;
 
+        root.present()?;
+        Ok(())
+    })
+}
+
+/// A series and a score along it (a forecaster's error), with the labelled
+/// anomalous points shaded: the picture of "where did the model get surprised".
+/// `points[i]` is the series index of `values[i]` and `scores[i]`.
+pub fn series_scores(
+    path: &Path,
+    title: &str,
+    points: &[usize],
+    values: &[f32],
+    scores: &[f32],
+    anomalous: &[bool],
+    score_label: &str,
+) -> Result<()> {
+    const SIZE: (u32, u32) = (1200, 700);
+    render_atomic(path, |temp| {
+        let root = BitMapBackend::new(temp, SIZE).into_drawing_area();
+        root.fill(&WHITE)?;
+        let root = root.titled(title, (FONT_FAMILY, 26))?;
+        let (top, bottom) = root.split_vertically(SIZE.1 / 2 - 20);
+        let first = points.first().copied().unwrap_or(0) as f64;
+        let last = (points.last().copied().unwrap_or(1) as f64).max(first + 1.0);
+        let range = |v: &[f32]| {
+            let finite = v.iter().filter(|x| x.is_finite()).map(|&x| f64::from(x));
+            let (lo, hi) = finite.fold((f64::MAX, f64::MIN), |(l, h), x| (l.min(x), h.max(x)));
+            if lo > hi {
+                (0.0, 1.0)
+            } else {
+                (lo, hi.max(lo + 1e-6))
+            }
+        };
+        for (area, data, label, color) in [
+            (&top, values, "value", BLUE),
+            (&bottom, scores, score_label, RED),
+        ] {
+            let (lo, hi) = range(data);
+            let mut chart = ChartBuilder::on(area)
+                .margin(12)
+                .x_label_area_size(40)
+                .y_label_area_size(70)
+                .build_cartesian_2d(first..last, lo..hi)?;
+            chart
+                .configure_mesh()
+                .x_desc("point")
+                .y_desc(label)
+                .label_style((FONT_FAMILY, 17))
+                .x_label_formatter(&|x| format!("{x:.0}"))
+                .draw()?;
+            let shade = RGBColor(255, 200, 120).mix(0.6).filled();
+            chart.draw_series(points.iter().zip(anomalous).filter(|(_, &a)| a).map(
+                |(&p, _)| Rectangle::new([(p as f64 - 0.5, lo), (p as f64 + 0.5, hi)], shade),
+            ))?;
+            chart.draw_series(LineSeries::new(
+                points
+                    .iter()
+                    .zip(data)
+                    .filter(|(_, v)| v.is_finite())
+                    .map(|(&p, &v)| (p as f64, f64::from(v))),
+                color.stroke_width(1),
+            ))?;
+        }
         root.present()?;
         Ok(())
     })

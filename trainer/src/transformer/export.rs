@@ -11,7 +11,7 @@
 //! (`input_len` 1), whose expected output is every step's prediction
 //! (`output_len` = steps). Its `report.json` (kind `transformer-forecaster`)
 //! holds the error figures and the anomaly rank of both blobs, and
-//! `errors.csv` the per-step errors.
+//! `errors.csv` the per-step errors and `errors.png` the series with the int8 error under it.
 
 use std::path::{Path, PathBuf};
 use std::time::Instant;
@@ -512,11 +512,35 @@ fn export_forecaster(
     write_atomic(&dir.join("f32.vectors"), &f32_run.vectors)?;
     write_atomic(&dir.join("int8.vectors"), &int8_run.vectors)?;
     write_atomic(&dir.join("errors.csv"), csv.as_bytes())?;
-    if let Err(e) = crate::plot::loss_curve(
+    if let Err(e) = crate::plot::loss_and_metric_curve(
         &dir.join("loss.png"),
         &spec.name,
         &history.train_loss,
         &history.test_accuracy,
+        "test R² (x100)",
+    ) {
+        eprintln!("warning: plot skipped: {e:#}");
+    }
+    let points: Vec<usize> = (0..f32_errors.len())
+        .map(|i| offset + first_scored + i)
+        .collect();
+    if let Err(e) = crate::plot::series_scores(
+        &dir.join("errors.png"),
+        &format!(
+            "{}: next-value error (int8, runtime), labelled anomaly shaded",
+            spec.name
+        ),
+        &points,
+        &points
+            .iter()
+            .map(|&p| test_series.values[p])
+            .collect::<Vec<_>>(),
+        &int8_errors,
+        &points
+            .iter()
+            .map(|&p| test_series.anomalous[p])
+            .collect::<Vec<_>>(),
+        "|prediction - value|",
     ) {
         eprintln!("warning: plot skipped: {e:#}");
     }
