@@ -30,14 +30,41 @@ pub struct KeyValues<'s, T> {
     pub head_offset: usize,
 }
 
-impl<T: Copy> KeyValues<'_, T> {
-    fn key(&self, j: usize, d: usize) -> &[T] {
-        let at = (j % self.tokens) * self.dim + self.head_offset;
-        self.keys.get(at..at + d).unwrap_or(&[])
+impl<'s, T: Copy> KeyValues<'s, T> {
+    /// This head's `d` values of the rows of positions `first`, `first + 1`,
+    /// ... of `buffer` (the keys or the values), wrapping around the
+    /// `tokens` rows: one modulo per call instead of one per key.
+    fn rows(&self, buffer: &'s [T], first: usize, d: usize) -> Rows<'s, T> {
+        Rows {
+            buffer,
+            at: (first % self.tokens.max(1)) * self.dim + self.head_offset,
+            d,
+            dim: self.dim,
+            wrap: self.tokens * self.dim,
+        }
     }
-    fn value(&self, j: usize, d: usize) -> &[T] {
-        let at = (j % self.tokens) * self.dim + self.head_offset;
-        self.values.get(at..at + d).unwrap_or(&[])
+}
+
+/// Iterator of [`KeyValues::rows`]: the next row starts `dim` further on,
+/// back at the first row after the last.
+struct Rows<'s, T> {
+    buffer: &'s [T],
+    at: usize,
+    d: usize,
+    dim: usize,
+    wrap: usize,
+}
+
+impl<'s, T> Iterator for Rows<'s, T> {
+    type Item = &'s [T];
+    #[inline(always)]
+    fn next(&mut self) -> Option<&'s [T]> {
+        let row = self.buffer.get(self.at..self.at + self.d)?;
+        self.at += self.dim;
+        if self.at >= self.wrap {
+            self.at -= self.wrap;
+        }
+        Some(row)
     }
 }
 
@@ -85,10 +112,10 @@ pub fn attend_f32(
     let (live, masked) = scores.split_at_mut(count);
     masked.iter_mut().for_each(|s| *s = 0.0);
     let mut max = f32::NEG_INFINITY;
-    for (n, s) in live.iter_mut().enumerate() {
+    for ((n, s), key) in live.iter_mut().enumerate().zip(kv.rows(kv.keys, span.first, d)) {
         let j = span.first + n;
         let mut dot = 0.0f32;
-        for (a, b) in q.iter().zip(kv.key(j, d)) {
+        for (a, b) in q.iter().zip(key) {
             dot += a * b;
         }
         let mut v = dot * scale;
@@ -110,8 +137,8 @@ pub fn attend_f32(
         *s /= sum;
     }
     out.iter_mut().for_each(|o| *o = 0.0);
-    for (n, &p) in live.iter().enumerate() {
-        for (o, &v) in out.iter_mut().zip(kv.value(span.first + n, d)) {
+    for (&p, value) in live.iter().zip(kv.rows(kv.values, span.first, d)) {
+        for (o, &v) in out.iter_mut().zip(value) {
             *o += p * v;
         }
     }
@@ -168,12 +195,9 @@ pub fn attend_i8(
     let count = span.len().min(scores.len());
     let live = &mut scores[..count];
     let mut max = i32::MIN;
-    for (n, s) in live.iter_mut().enumerate() {
+    for ((n, s), key) in live.iter_mut().enumerate().zip(kv.rows(kv.keys, span.first, d)) {
         let j = span.first + n;
-        let mut dot = 0i32;
-        for (&a, &b) in q.iter().zip(kv.key(j, d)) {
-            dot += i32::from(a) * i32::from(b);
-        }
+        let mut dot = dot_i8(q, key);
         if let Some(bias) = bias {
             let at = 4 * bias_index(span.query, j, kv.tokens);
             dot = dot.saturating_add(le_i32(bias.get(at..at + 4).unwrap_or(&[])));
@@ -195,17 +219,51 @@ pub fn attend_i8(
     }
     // Weighted sum of the value rows, key by key (one row lookup per key).
     num.iter_mut().for_each(|v| *v = 0);
-    for (n, &e) in live.iter().enumerate() {
-        for (acc, &v) in num.iter_mut().zip(kv.value(span.first + n, d)) {
+    for (&e, value) in live.iter().zip(kv.rows(kv.values, span.first, d)) {
+        for (acc, &v) in num.iter_mut().zip(value) {
             *acc += e * i32::from(v);
         }
     }
     // The max's entry is exp_table[0] > 0 (checked at load), so sum >= 1.
-    let inv = (1u64 << 47) / u64::from(sum.max(1));
+    let inv = reciprocal_47(sum.max(1));
     for (o, &acc) in out.iter_mut().zip(num.iter()) {
         let t = ((i64::from(acc) * inv as i64 + (1 << 30)) >> 31) as i32;
         *o = saturate_i8(rescale(t, context.multiplier, context.shift));
     }
+}
+
+/// `sum(a[i] * b[i])` of two int8 rows, four products per step (integer
+/// sums do not depend on the order).
+#[inline(always)]
+fn dot_i8(a: &[i8], b: &[i8]) -> i32 {
+    let (a4, b4) = (a.chunks_exact(4), b.chunks_exact(4));
+    let mut dot = a4
+        .remainder()
+        .iter()
+        .zip(b4.remainder())
+        .map(|(&x, &y)| i32::from(x) * i32::from(y))
+        .sum::<i32>();
+    for (x, y) in a4.zip(b4) {
+        dot += i32::from(x[0]) * i32::from(y[0])
+            + i32::from(x[1]) * i32::from(y[1])
+            + i32::from(x[2]) * i32::from(y[2])
+            + i32::from(x[3]) * i32::from(y[3]);
+    }
+    dot
+}
+
+/// `2^47 / sum` for `sum >= 1`. Below `2^24` (always: at most 256 table
+/// entries of at most 65535) as a long division with three 32-bit steps,
+/// `2^47 = 2^31 * 2^16` then two 8-bit digits (each remainder is below
+/// `sum`, so `rem << 8` fits a u32); a u64 division would be a library call.
+fn reciprocal_47(sum: u32) -> u64 {
+    if sum == 0 || sum >= 1 << 24 {
+        return (1u64 << 47) / u64::from(sum.max(1));
+    }
+    let (q0, r0) = ((1u32 << 31) / sum, (1u32 << 31) % sum);
+    let (q1, r1) = ((r0 << 8) / sum, (r0 << 8) % sum);
+    let q2 = (r1 << 8) / sum;
+    (u64::from(q0) << 16) | u64::from((q1 << 8) | q2)
 }
 
 /// Integer RoPE: rotate pairs of every head by Q14 `(cos, sin)` (i16 LE).
@@ -401,6 +459,15 @@ mod tests {
         *state ^= *state >> 7;
         *state ^= *state << 17;
         *state
+    }
+
+    #[test]
+    fn reciprocal_is_the_u64_quotient() {
+        let mut state = 0x9e37_79b9_7f4a_7c15u64;
+        let random = (0..100_000).map(|_| (next(&mut state) % (1 << 25)) as u32);
+        for sum in (1u32..70_000).chain(random).chain([u32::MAX, (1 << 24) - 1, 1 << 24]) {
+            assert_eq!(reciprocal_47(sum), (1u64 << 47) / u64::from(sum), "{sum}");
+        }
     }
 
     #[test]
