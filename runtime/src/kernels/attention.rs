@@ -137,7 +137,16 @@ pub fn attend_f32(
         *s /= sum;
     }
     out.iter_mut().for_each(|o| *o = 0.0);
-    for (&p, value) in live.iter().zip(kv.rows(kv.values, span.first, d)) {
+    // Two keys per pass over `out`; each output still adds its terms in key order.
+    let mut values = kv.rows(kv.values, span.first, d);
+    let mut pairs = live.chunks_exact(2);
+    for p in &mut pairs {
+        let (v0, v1) = (values.next().unwrap_or(&[]), values.next().unwrap_or(&[]));
+        for ((o, &a), &b) in out.iter_mut().zip(v0).zip(v1) {
+            *o = *o + p[0] * a + p[1] * b;
+        }
+    }
+    if let ([p], Some(value)) = (pairs.remainder(), values.next()) {
         for (o, &v) in out.iter_mut().zip(value) {
             *o += p * v;
         }
