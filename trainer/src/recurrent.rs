@@ -1005,7 +1005,7 @@ pub fn export_sequence_spec(
     let f32_eval = evaluate(&f32_model, &test_set)?;
     let int8_eval = evaluate(&int8_model, &test_set)?;
     crate::export::finish_classifier_export(
-        &spec,
+        spec,
         &dir,
         crate::export::Split {
             class_names: &train_set.class_names,

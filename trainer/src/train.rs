@@ -127,7 +127,7 @@ impl Mlp {
                         )?)?,
                         bias: Var::from_tensor(&Tensor::from_slice(bias, *outputs, &Device::Cpu)?)?,
                     },
-                    Layer::Op(op) => Node::Op(op.clone()),
+                    Layer::Op(op) => Node::Op(*op),
                 })
             })
             .collect()
@@ -273,7 +273,7 @@ pub fn train(
             nodes.push(Node::Dense { weights, bias });
             width = *units;
         } else {
-            nodes.push(Node::Op(layer.clone()));
+            nodes.push(Node::Op(*layer));
         }
     }
     let mut optimizer = match training.optimizer {
@@ -363,7 +363,7 @@ pub fn train(
                 width = outputs;
                 layer
             }
-            Node::Op(op) => Layer::Op(op.clone()),
+            Node::Op(op) => Layer::Op(*op),
         });
     }
     Ok((

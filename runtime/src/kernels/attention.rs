@@ -112,7 +112,11 @@ pub fn attend_f32(
     let (live, masked) = scores.split_at_mut(count);
     masked.iter_mut().for_each(|s| *s = 0.0);
     let mut max = f32::NEG_INFINITY;
-    for ((n, s), key) in live.iter_mut().enumerate().zip(kv.rows(kv.keys, span.first, d)) {
+    for ((n, s), key) in live
+        .iter_mut()
+        .enumerate()
+        .zip(kv.rows(kv.keys, span.first, d))
+    {
         let j = span.first + n;
         let mut dot = 0.0f32;
         for (a, b) in q.iter().zip(key) {
@@ -204,7 +208,11 @@ pub fn attend_i8(
     let count = span.len().min(scores.len());
     let live = &mut scores[..count];
     let mut max = i32::MIN;
-    for ((n, s), key) in live.iter_mut().enumerate().zip(kv.rows(kv.keys, span.first, d)) {
+    for ((n, s), key) in live
+        .iter_mut()
+        .enumerate()
+        .zip(kv.rows(kv.keys, span.first, d))
+    {
         let j = span.first + n;
         let mut dot = dot_i8(q, key);
         if let Some(bias) = bias {
@@ -459,7 +467,10 @@ mod tests {
         }
         for v in (0u32..70_000).chain([u32::MAX, u32::MAX - 1, 1 << 31, 65535 * 65535]) {
             let r = u64::from(isqrt_u32(v));
-            assert!(r * r <= u64::from(v) && (r + 1) * (r + 1) > u64::from(v), "{v}");
+            assert!(
+                r * r <= u64::from(v) && (r + 1) * (r + 1) > u64::from(v),
+                "{v}"
+            );
         }
     }
 
@@ -474,7 +485,10 @@ mod tests {
     fn reciprocal_is_the_u64_quotient() {
         let mut state = 0x9e37_79b9_7f4a_7c15u64;
         let random = (0..100_000).map(|_| (next(&mut state) % (1 << 25)) as u32);
-        for sum in (1u32..70_000).chain(random).chain([u32::MAX, (1 << 24) - 1, 1 << 24]) {
+        for sum in (1u32..70_000)
+            .chain(random)
+            .chain([u32::MAX, (1 << 24) - 1, 1 << 24])
+        {
             assert_eq!(reciprocal_47(sum), (1u64 << 47) / u64::from(sum), "{sum}");
         }
     }

@@ -112,7 +112,10 @@ fn grow(
             (lo.min(value(i)), hi.max(value(i)))
         });
     let threshold = lo + rng.random::<f32>() * (hi - lo);
-    if !(hi > lo) || !(threshold > lo) || !(threshold <= hi) {
+    // Negated comparisons on purpose: NaN (a NaN feature value) counts as degenerate.
+    #[allow(clippy::neg_cmp_op_on_partial_ord)]
+    let degenerate = !(hi > lo) || !(threshold > lo) || !(threshold <= hi);
+    if degenerate {
         // All rows equal on this feature (or a degenerate draw): isolate no further.
         return leaf(nodes, idx.len());
     }
