@@ -498,11 +498,12 @@ fn f32_key_value_cache_equals_the_full_causal_pass_and_slides() {
 }
 
 #[test]
-fn pooling_and_class_token_shapes() {
+fn pooling_and_class_token_values() {
     let mut rng = Rng(3);
     let att = F32Attention::random(&mut rng, Position::Rope);
     let (offset, scale) = f32_header(T * D);
-    let cls = le(&rng.vec(D, 1.0));
+    let cls_values = rng.vec(D, 1.0);
+    let cls = le(&cls_values);
     // RoPE table for T + 1 rows (the class token adds one).
     let mut params = att.params[..4 * D * D + 4 * D].to_vec();
     for p in 0..=T {
@@ -512,42 +513,58 @@ fn pooling_and_class_token_shapes() {
         }
     }
     let params = le(&params);
+    let header = |output_len: usize| ModelHeader {
+        numeric: Numeric::F32,
+        input_len: (T * D) as u32,
+        output_len: output_len as u32,
+        arena_bytes: 0,
+        layer_count: 0,
+        input_offset: &offset,
+        input_scale: &scale,
+        input_quant: None,
+        output_quant: None,
+    };
+    let tokens = LayerDef::Tokens {
+        tokens: T as u32,
+        causal: false,
+    };
+    let class_token = LayerDef::ClassToken { vector: &cls };
+    let attention = LayerDef::AttentionF32 {
+        dim: D as u32,
+        heads: HEADS as u32,
+        position: Position::Rope,
+        params: &params,
+    };
+    let x = rng.vec(T * D, 1.0);
+    let mut arena = Arena::<65536>::new();
+
+    // The class token is row 0, the input rows follow.
+    let blob = seal(header((T + 1) * D), &[tokens, class_token]);
+    let model = Model::from_bytes(&blob).expect("loads");
+    let rows = model.run_f32(&x, arena.as_mut_bytes()).unwrap().to_vec();
+    assert_eq!(rows, [cls_values.as_slice(), &x].concat());
+
+    // Attention over T + 1 rows, unpooled, as the reference for both pools.
+    let blob = seal(header((T + 1) * D), &[tokens, class_token, attention]);
+    let model = Model::from_bytes(&blob).expect("loads");
+    let rows = model.run_f32(&x, arena.as_mut_bytes()).unwrap().to_vec();
     for kind in [PoolKind::Mean, PoolKind::First] {
         let blob = seal(
-            ModelHeader {
-                numeric: Numeric::F32,
-                input_len: (T * D) as u32,
-                output_len: D as u32,
-                arena_bytes: 0,
-                layer_count: 0,
-                input_offset: &offset,
-                input_scale: &scale,
-                input_quant: None,
-                output_quant: None,
-            },
-            &[
-                LayerDef::Tokens {
-                    tokens: T as u32,
-                    causal: false,
-                },
-                LayerDef::ClassToken { vector: &cls },
-                LayerDef::AttentionF32 {
-                    dim: D as u32,
-                    heads: HEADS as u32,
-                    position: Position::Rope,
-                    params: &params,
-                },
-                LayerDef::Pool { kind },
-            ],
+            header(D),
+            &[tokens, class_token, attention, LayerDef::Pool { kind }],
         );
         let model = Model::from_bytes(&blob).expect("loads");
-        let x = rng.vec(T * D, 1.0);
-        let mut arena = Arena::<65536>::new();
-        let y = model.run_f32(&x, arena.as_mut_bytes()).unwrap();
-        assert_eq!(y.len(), D);
-        assert!(y.iter().all(|v| v.is_finite()));
         assert_eq!(model.tokens(), T);
         assert!(!model.is_causal());
+        let y = model.run_f32(&x, arena.as_mut_bytes()).unwrap();
+        let want: Vec<f32> = match kind {
+            PoolKind::First => rows[..D].to_vec(),
+            // Column sums in row order, then one division: the runtime's order.
+            PoolKind::Mean => (0..D)
+                .map(|c| (0..=T).fold(0.0f32, |a, r| a + rows[r * D + c]) / (T + 1) as f32)
+                .collect(),
+        };
+        assert_eq!(y, want.as_slice(), "{kind:?}");
     }
 }
 
