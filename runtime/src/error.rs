@@ -110,6 +110,18 @@ pub enum Error {
     },
     /// `run_f32`/`run_i8` on a recurrent model: use the step or sequence API.
     Recurrent,
+    /// The blob uses a layer family or numeric path that this build of the
+    /// runtime leaves out: enable the named cargo feature of `runtime`.
+    UnsupportedLayer {
+        /// Index of the layer (or `u32::MAX` for the model's numeric path).
+        layer: u32,
+        /// The cargo feature it needs (`"f32"`, `"int8"`, `"recurrent"`,
+        /// `"attention"` or `"classical"`).
+        feature: &'static str,
+    },
+    /// The model was never loaded, or its last load failed (see
+    /// [`Model::load`](crate::Model::load)).
+    NotLoaded,
     /// The input slice has the wrong number of elements.
     WrongInputLength {
         /// Elements the model takes.
@@ -174,6 +186,11 @@ impl fmt::Display for Error {
             Error::Recurrent => {
                 write!(f, "the model is recurrent: use step/run_sequence with a state buffer")
             }
+            Error::UnsupportedLayer { layer, feature } => write!(
+                f,
+                "layer {layer} needs the runtime feature \"{feature}\", which this build leaves out"
+            ),
+            Error::NotLoaded => write!(f, "no model is loaded (the last load failed or none was made)"),
             Error::WrongInputLength { expected, given } => {
                 write!(f, "wrong input length: model takes {expected} values, given {given}")
             }

@@ -54,7 +54,7 @@ fn encode(header: ModelHeader<'_>, layers: &[LayerDef<'_>]) -> Result<Vec<u8>> {
         .sum();
     let capacity = parameter_bytes + header.input_offset.len() * 2 + 64 * (layers.len() + 4);
     let (mut scratch, mut out) = (vec![0u8; capacity], vec![0u8; capacity + 32]);
-    let len = format::encode(header, layers, &mut scratch, &mut out)
+    let len = runtime::encode(header, layers, &mut scratch, &mut out)
         .map_err(|e| anyhow!("encoding the model: {e}"))?;
     out.truncate(len);
     Ok(out)

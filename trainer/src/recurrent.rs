@@ -3,7 +3,7 @@
 //! export.
 //!
 //! The cells are written here from candle ops with exactly the runtime's
-//! equations and gate order ([`runtime::recurrent`]: PyTorch's conventions,
+//! equations and gate order ([`runtime::kernels::recurrent`]: PyTorch's conventions,
 //! LSTM i, f, g, o; GRU r, z, n with `r` multiplying `W_hn h + b_hn`). A model
 //! is `rnn|lstm|gru N` layers first (stacked if several), then a head of dense
 //! layers and activations run on the last layer's final hidden state.
@@ -28,9 +28,9 @@ use candle_nn::{AdamW, Optimizer, ParamsAdamW};
 use rand::seq::SliceRandom;
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
+use runtime::format::Cell;
 use runtime::format::{self, Activation, LayerDef, ModelHeader, Numeric, Rescale};
 use runtime::quant::quantize_multiplier;
-use runtime::recurrent::Cell;
 use runtime::{Model, QuantParams, TestVectors};
 
 use crate::data::Normalization;
@@ -669,7 +669,7 @@ fn encode(
 ) -> Result<Vec<u8>> {
     let capacity = parameter_bytes + header.input_offset.len() * 2 + 64 * (layers.len() + 4);
     let (mut scratch, mut out) = (vec![0u8; capacity], vec![0u8; capacity + 32]);
-    let len = format::encode(header, layers, &mut scratch, &mut out)
+    let len = runtime::encode(header, layers, &mut scratch, &mut out)
         .map_err(|e| anyhow!("encoding the model: {e}"))?;
     out.truncate(len);
     Ok(out)

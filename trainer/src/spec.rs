@@ -112,7 +112,7 @@ pub enum LayerSpec {
     /// `crate::recurrent`. Recurrent layers come first; the layers after the
     /// last one are the head, run on its final hidden state.
     Recurrent {
-        cell: runtime::recurrent::Cell,
+        cell: runtime::format::Cell,
         units: usize,
     },
 }
@@ -197,9 +197,9 @@ impl LayerSpec {
             }
             "rnn" | "lstm" | "gru" => {
                 let cell = match keyword {
-                    "rnn" => runtime::recurrent::Cell::Rnn,
-                    "lstm" => runtime::recurrent::Cell::Lstm,
-                    _ => runtime::recurrent::Cell::Gru,
+                    "rnn" => runtime::format::Cell::Rnn,
+                    "lstm" => runtime::format::Cell::Lstm,
+                    _ => runtime::format::Cell::Gru,
                 };
                 let arg = one_arg()?;
                 match arg.parse::<usize>() {

@@ -4,7 +4,7 @@
 
 use std::path::{Path, PathBuf};
 
-use runtime::recurrent::Cell;
+use runtime::format::Cell;
 use runtime::Model;
 use trainer::recurrent::{self, quantize_series, Buffers, SequenceModel};
 use trainer::spec::parse_spec;

@@ -5,7 +5,7 @@ use std::fs;
 use std::path::{Path, PathBuf};
 
 use anyhow::{anyhow, Context, Result};
-use runtime::format::{self, LayerDef, ModelHeader};
+use runtime::format::{LayerDef, ModelHeader};
 use runtime::{Arena, Model, Numeric, QuantParams, TestVectors};
 
 /// Vectors per synthetic model.
@@ -108,7 +108,7 @@ pub fn dense(dir: &Path, numeric: Numeric, rows: usize, cols: usize) -> Result<S
     };
     let room = 4 * (rows * cols + 4 * rows + 2 * cols) + 1024;
     let (mut scratch, mut out) = (vec![0u8; room], vec![0u8; room]);
-    let len = format::encode(hdr, &[layer], &mut scratch, &mut out)
+    let len = runtime::encode(hdr, &[layer], &mut scratch, &mut out)
         .map_err(|e| anyhow!("encoding {name}: {e}"))?;
     out.truncate(len);
 

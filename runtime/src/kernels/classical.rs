@@ -2,15 +2,11 @@
 //! (k-means, hierarchical clustering), reconstruction error (PCA,
 //! autoencoders), isolation forest and a score threshold.
 //!
-//! These are layers like the dense ones ([`crate::format::LayerDef`]), so a
-//! PCA is `save 0, dense k, dense d, squared-error 0` and an anomaly detector
-//! ends with a threshold; the loader validates their parameters once
-//! ([`validate_forest`] for the trees) and the kernels then index only within
-//! the bounds established there. Like the other reference kernels, every sum
+//! The layers (`layers/classical.rs`) validate their parameters once, and
+//! the kernels then index only within the bounds established there. Like the other reference kernels, every sum
 //! runs in index order so results are bit-identical on every target.
 
 use super::{le_f32, le_u16, le_u32};
-use crate::error::{Error, Result};
 
 /// `feature` value that marks an isolation-forest leaf.
 pub const LEAF: u16 = 0xFFFF;
@@ -74,16 +70,16 @@ pub const NODE_BYTES: usize = 10;
 
 /// One decoded node.
 #[derive(Debug, Clone, Copy)]
-struct Node {
-    feature: u16,
-    left: u16,
-    right: u16,
-    value: f32,
+pub(crate) struct Node {
+    pub feature: u16,
+    pub left: u16,
+    pub right: u16,
+    pub value: f32,
 }
 
 /// Node `i` of the flat array, `None` past its end.
 #[inline(always)]
-fn node(nodes: &[u8], i: usize) -> Option<Node> {
+pub(crate) fn node(nodes: &[u8], i: usize) -> Option<Node> {
     let b = nodes.get(i * NODE_BYTES..(i + 1) * NODE_BYTES)?;
     Some(Node {
         feature: le_u16(&b[0..2]),
@@ -113,7 +109,7 @@ impl<'a> Forest<'a> {
         self.nodes.len() / NODE_BYTES
     }
     /// Nodes `start..end` of tree `t`.
-    fn tree_range(&self, t: usize) -> (usize, usize) {
+    pub(crate) fn tree_range(&self, t: usize) -> (usize, usize) {
         let start = self.roots.get(4 * t..4 * t + 4).map_or(0, le_u32) as usize;
         let end = self
             .roots
@@ -155,72 +151,4 @@ impl<'a> Forest<'a> {
         let mean = sum / trees.max(1) as f32;
         libm::exp2f(-mean / self.normaliser)
     }
-}
-
-/// Check an isolation forest's arrays (lengths, roots, every node) and return
-/// the validated view. `layer` names the layer in errors.
-pub fn validate_forest<'a>(
-    layer: u32,
-    inputs: usize,
-    sample_size: u32,
-    roots: &'a [u8],
-    nodes: &'a [u8],
-) -> Result<Forest<'a>> {
-    if roots.is_empty()
-        || !roots.len().is_multiple_of(4)
-        || nodes.is_empty()
-        || !nodes.len().is_multiple_of(NODE_BYTES)
-    {
-        return Err(Error::ShapeMismatch { layer });
-    }
-    if sample_size < 2 {
-        return Err(Error::BadParameter { layer });
-    }
-    let forest = Forest {
-        roots,
-        nodes,
-        normaliser: average_path_length(sample_size),
-    };
-    let count = forest.nodes();
-    let mut previous_end = 0usize;
-    for t in 0..forest.trees() {
-        let (start, end) = forest.tree_range(t);
-        // Trees tile the node array: each starts where the last ended and is non-empty.
-        if start != previous_end || end <= start || end > count {
-            return Err(Error::BadTreeNode {
-                layer,
-                node: t as u32,
-            });
-        }
-        previous_end = end;
-        for i in start..end {
-            let bad = Error::BadTreeNode {
-                layer,
-                node: i as u32,
-            };
-            let n = node(nodes, i).ok_or(bad)?;
-            if !n.value.is_finite() {
-                return Err(bad);
-            }
-            if n.feature == LEAF {
-                continue;
-            }
-            if usize::from(n.feature) >= inputs {
-                return Err(bad);
-            }
-            for child in [n.left, n.right] {
-                let c = start + usize::from(child);
-                if c <= i || c >= end {
-                    return Err(bad);
-                }
-            }
-        }
-    }
-    if previous_end != count {
-        return Err(Error::BadTreeNode {
-            layer,
-            node: previous_end as u32,
-        });
-    }
-    Ok(forest)
 }

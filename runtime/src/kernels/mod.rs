@@ -1,11 +1,19 @@
 //! Compute kernels. `generic` holds the plain reference versions, written for
 //! clarity and used on every target; faster architecture-specific kernels live
-//! beside it and are selected at compile time.
+//! beside it and are selected at compile time. A family's kernels are
+//! compiled only with its feature.
 
+pub mod activation;
+#[cfg(feature = "attention")]
 pub mod attention;
 pub mod blocked;
+#[cfg(feature = "classical")]
 pub mod classical;
 pub mod generic;
+#[cfg(feature = "attention")]
+pub mod norm;
+#[cfg(feature = "recurrent")]
+pub mod recurrent;
 
 #[cfg(all(feature = "arm-dsp", target_arch = "arm"))]
 pub mod arm_dsp;
@@ -21,15 +29,11 @@ pub use generic::dense_i8;
 /// which validated layouts never produce).
 #[inline(always)]
 pub(crate) fn le_f32(bytes: &[u8]) -> f32 {
-    match *bytes {
-        [a, b, c, d] => f32::from_le_bytes([a, b, c, d]),
-        _ => 0.0,
-    }
+    f32::from_bits(le_u32(bytes))
 }
 
 /// Read a little-endian u32 from a 4-byte chunk (0 for any other length).
 #[inline(always)]
-#[allow(dead_code)]
 pub(crate) fn le_u32(bytes: &[u8]) -> u32 {
     match *bytes {
         [a, b, c, d] => u32::from_le_bytes([a, b, c, d]),
@@ -39,6 +43,7 @@ pub(crate) fn le_u32(bytes: &[u8]) -> u32 {
 
 /// Read a little-endian u16 from a 2-byte chunk (0 for any other length).
 #[inline(always)]
+#[allow(dead_code)]
 pub(crate) fn le_u16(bytes: &[u8]) -> u16 {
     match *bytes {
         [a, b] => u16::from_le_bytes([a, b]),
@@ -49,8 +54,5 @@ pub(crate) fn le_u16(bytes: &[u8]) -> u16 {
 /// Read a little-endian i32 from a 4-byte chunk (0 for any other length).
 #[inline(always)]
 pub(crate) fn le_i32(bytes: &[u8]) -> i32 {
-    match *bytes {
-        [a, b, c, d] => i32::from_le_bytes([a, b, c, d]),
-        _ => 0,
-    }
+    le_u32(bytes) as i32
 }

@@ -63,7 +63,7 @@ pub fn encode_f32(
         .sum();
     let capacity = params + offset.len() * 2 + 64 * (layers.len() + 4);
     let (mut scratch, mut out) = (vec![0u8; capacity], vec![0u8; capacity + 32]);
-    let len = format::encode(header, layers, &mut scratch, &mut out)
+    let len = runtime::encode(header, layers, &mut scratch, &mut out)
         .map_err(|e| anyhow!("encoding the model: {e}"))?;
     out.truncate(len);
     Ok(out)

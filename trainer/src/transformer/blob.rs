@@ -304,7 +304,7 @@ pub fn position_mode(p: PositionKind) -> Position {
     }
 }
 
-/// Encode a model: header fields plus owned layers, via `format::encode`.
+/// Encode a model: header fields plus owned layers, via `runtime::encode`.
 pub fn encode(
     t: &Transformer,
     quant: Option<(QuantParams, QuantParams)>,
@@ -335,7 +335,7 @@ pub fn encode(
     let parameter_bytes: usize = layers.iter().map(OwnedLayer::bytes).sum();
     let capacity = parameter_bytes + offset.len() * 2 + 64 * (layers.len() + 4);
     let (mut scratch, mut out) = (vec![0u8; capacity], vec![0u8; capacity + 32]);
-    let len = format::encode(header, &defs, &mut scratch, &mut out)
+    let len = runtime::encode(header, &defs, &mut scratch, &mut out)
         .map_err(|e| anyhow!("encoding the transformer: {e}"))?;
     out.truncate(len);
     Ok(out)

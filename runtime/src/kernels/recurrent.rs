@@ -1,4 +1,6 @@
-//! Recurrent cells: Elman RNN, LSTM and GRU, f32 and integer-only int8.
+//! Recurrent cell arithmetic: Elman RNN, LSTM and GRU, f32 and integer-only
+//! int8 (the layers themselves, validation and state, are in
+//! `layers/recurrent.rs`).
 //!
 //! # Equations (PyTorch's conventions, which the trainer uses too)
 //! With `x` the layer's input at step `t`, `h` the previous hidden state and
@@ -31,49 +33,10 @@
 //!   `zp + rescale(h, output)`, so the head sees calibrated int8 activations
 //!   while the state itself keeps 16 bits and does not drift over long streams.
 
-use serde::{Deserialize, Serialize};
-
-use crate::kernels::{dense_f32, le_i32};
+use super::{dense_f32, le_i32};
+pub use crate::format::Cell;
 use crate::math;
 use crate::quant::{rescale, saturate_i8};
-
-/// Which recurrent cell a layer computes; see the module docs.
-#[derive(Serialize, Deserialize, Debug, Clone, Copy, PartialEq, Eq)]
-#[cfg_attr(feature = "defmt", derive(defmt::Format))]
-pub enum Cell {
-    /// Elman RNN, `tanh`.
-    Rnn,
-    /// LSTM, gates i, f, g, o.
-    Lstm,
-    /// GRU, gates r, z, n (PyTorch / cuDNN variant: `r` multiplies `gh_n`).
-    Gru,
-}
-
-impl Cell {
-    /// Gate blocks of `hidden` rows in the weight matrices.
-    pub const fn gates(self) -> usize {
-        match self {
-            Cell::Rnn => 1,
-            Cell::Lstm => 4,
-            Cell::Gru => 3,
-        }
-    }
-    /// State vectors of `hidden` values: `h`, and `c` for the LSTM.
-    pub const fn state_vectors(self) -> usize {
-        match self {
-            Cell::Lstm => 2,
-            _ => 1,
-        }
-    }
-    /// Lower-case name (`"rnn"`, `"lstm"`, `"gru"`).
-    pub const fn name(self) -> &'static str {
-        match self {
-            Cell::Rnn => "rnn",
-            Cell::Lstm => "lstm",
-            Cell::Gru => "gru",
-        }
-    }
-}
 
 /// `round(tanh(k / 32) * 32767)` for `k = 0..=256`.
 #[rustfmt::skip]

@@ -47,8 +47,24 @@
 //! A *causal* model (`Tokens { causal: true }`) has no pooling and can also run
 //! one token at a time with a key/value cache (the step API of
 //! [`Model`](crate::Model)); its output is one row per token.
+//!
+//! # Reading and families
+//! Writers encode with postcard (the types derive serde). The loader reads
+//! with [`Reader`] ([`decode`]), which knows the same wire format and
+//! decodes only the layer kinds of the families this build has
+//! ([`Features`]): a runtime without, say, the `attention` feature carries
+//! no code for attention's kinds and rejects them by name.
+//!
+//! This module is the bottom of the crate: it imports nothing from the
+//! loader or the interpreter.
 
 use serde::{Deserialize, Serialize};
+
+pub mod decode;
+mod features;
+
+pub use decode::Reader;
+pub use features::Features;
 
 /// First four bytes of every blob.
 pub const MAGIC: [u8; 4] = *b"MCUN";
@@ -56,14 +72,18 @@ pub const MAGIC: [u8; 4] = *b"MCUN";
 pub const FORMAT_VERSION: u16 = 3;
 /// Most tokens a sequence (and a key/value cache) may hold.
 pub const MAX_TOKENS: u32 = 256;
+/// Number of [`LayerDef`] kinds; tags (variant indices) are `0..LAYER_KINDS`.
+pub const LAYER_KINDS: u32 = 25;
 /// Most layers a model may have.
 pub const MAX_LAYERS: usize = 32;
 /// Most skip slots (saved activations for residual connections) a model may use.
 pub const MAX_SKIP_SLOTS: usize = 4;
 /// Largest width of any tensor (input, output or any layer's output).
 pub const MAX_WIDTH: u32 = 4096;
-/// CRC used over the payload.
-pub const CRC32: crc::Crc<u32> = crc::Crc::<u32>::new(&crc::CRC_32_ISO_HDLC);
+/// CRC used over the payload. Bitwise (no lookup table): one table would
+/// cost 1 KB of flash, and the CRC runs once per load.
+pub const CRC32: crc::Crc<u32, crc::NoTable> =
+    crc::Crc::<u32, crc::NoTable>::new(&crc::CRC_32_ISO_HDLC);
 
 /// CRC-32 of a payload, as stored in the envelope.
 pub fn checksum(payload: &[u8]) -> u32 {
@@ -276,14 +296,14 @@ pub enum LayerDef<'a> {
         value: f32,
     },
     /// f32 recurrent layer (Elman RNN, LSTM or GRU) run once per time step;
-    /// equations and gate order in [`crate::recurrent`]. Its output tensor is
+    /// equations and gate order in [`crate::kernels::recurrent`]. Its output tensor is
     /// the new hidden state `h` (`hidden` values). With `G` gates and
     /// `R = G * hidden` gate rows, `params` holds f32 (LE), in order:
     /// `W_input` (`R x inputs`, row-major), `W_hidden` (`R x hidden`),
     /// `bias_input` (`R`), `bias_hidden` (`R`).
     RecurrentF32 {
         /// Cell kind.
-        cell: crate::recurrent::Cell,
+        cell: Cell,
         /// Input width per step.
         inputs: u32,
         /// Hidden width.
@@ -293,14 +313,14 @@ pub enum LayerDef<'a> {
         params: &'a [u8],
     },
     /// int8 recurrent layer with int16 state, integer only; see
-    /// [`crate::recurrent`]. `params` holds, in order: `W_input` (`R x inputs`
+    /// [`crate::kernels::recurrent`]. `params` holds, in order: `W_input` (`R x inputs`
     /// i8), `W_hidden` (`R x hidden` i8), `bias_input` (`R` i32, input zero
     /// point folded in), `bias_hidden` (`R` i32), `mult_input` and
     /// `mult_hidden` (`R` i32 each, to Q12), `shift_input` and `shift_hidden`
     /// (`R` u8 each); multi-byte values little-endian.
     RecurrentI8 {
         /// Cell kind.
-        cell: crate::recurrent::Cell,
+        cell: Cell,
         /// Input width per step.
         inputs: u32,
         /// Hidden width.
@@ -475,6 +495,77 @@ pub enum LayerDef<'a> {
     },
 }
 
+impl LayerDef<'_> {
+    /// The kind's postcard tag: its index in this enum, as on the wire.
+    pub const fn tag(&self) -> u32 {
+        match self {
+            LayerDef::DenseF32 { .. } => 0,
+            LayerDef::ActivationF32(_) => 1,
+            LayerDef::DenseI8 { .. } => 2,
+            LayerDef::TableI8 { .. } => 3,
+            LayerDef::SoftmaxI8 { .. } => 4,
+            LayerDef::SaveSkip { .. } => 5,
+            LayerDef::AddSkipF32 { .. } => 6,
+            LayerDef::AddSkipI8 { .. } => 7,
+            LayerDef::NearestCentroidF32 { .. } => 8,
+            LayerDef::SquaredErrorF32 { .. } => 9,
+            LayerDef::IsolationForestF32 { .. } => 10,
+            LayerDef::ThresholdF32 { .. } => 11,
+            LayerDef::RecurrentF32 { .. } => 12,
+            LayerDef::RecurrentI8 { .. } => 13,
+            LayerDef::Tokens { .. } => 14,
+            LayerDef::EmbeddingF32 { .. } => 15,
+            LayerDef::EmbeddingI8 { .. } => 16,
+            LayerDef::AddTableF32 { .. } => 17,
+            LayerDef::AddTableI8 { .. } => 18,
+            LayerDef::LayerNormF32 { .. } => 19,
+            LayerDef::LayerNormI8 { .. } => 20,
+            LayerDef::AttentionF32 { .. } => 21,
+            LayerDef::AttentionI8 { .. } => 22,
+            LayerDef::Pool { .. } => 23,
+            LayerDef::ClassToken { .. } => 24,
+        }
+    }
+}
+
+/// Which recurrent cell a layer computes; equations in [`crate::kernels::recurrent`].
+#[derive(Serialize, Deserialize, Debug, Clone, Copy, PartialEq, Eq)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
+pub enum Cell {
+    /// Elman RNN, `tanh`.
+    Rnn,
+    /// LSTM, gates i, f, g, o.
+    Lstm,
+    /// GRU, gates r, z, n (PyTorch / cuDNN variant: `r` multiplies `gh_n`).
+    Gru,
+}
+
+impl Cell {
+    /// Gate blocks of `hidden` rows in the weight matrices.
+    pub const fn gates(self) -> usize {
+        match self {
+            Cell::Rnn => 1,
+            Cell::Lstm => 4,
+            Cell::Gru => 3,
+        }
+    }
+    /// State vectors of `hidden` values: `h`, and `c` for the LSTM.
+    pub const fn state_vectors(self) -> usize {
+        match self {
+            Cell::Lstm => 2,
+            _ => 1,
+        }
+    }
+    /// Lower-case name (`"rnn"`, `"lstm"`, `"gru"`).
+    pub const fn name(self) -> &'static str {
+        match self {
+            Cell::Rnn => "rnn",
+            Cell::Lstm => "lstm",
+            Cell::Gru => "gru",
+        }
+    }
+}
+
 /// How an attention layer sees positions (fixed sinusoidal positions are an
 /// [`LayerDef::AddTableF32`] / [`LayerDef::AddTableI8`] before it instead).
 #[derive(Serialize, Deserialize, Debug, Clone, Copy, PartialEq, Eq)]
@@ -528,37 +619,6 @@ pub struct Rescale {
     pub multiplier: i32,
     /// Right shift, in `1..=62`.
     pub shift: u8,
-}
-
-/// Encode a model into `out` and return the blob's length. No allocation:
-/// `scratch` holds the payload while it is built and must be at least as large
-/// as the payload (a blob's length is a safe size for both).
-///
-/// `header.layer_count` and `header.arena_bytes` are filled in here, the
-/// latter by the loader's own validation ([`Model::required_arena_bytes`](crate::Model::required_arena_bytes)),
-/// so an encoded model always loads.
-pub fn encode<'a>(
-    mut header: ModelHeader<'a>,
-    layers: &[LayerDef<'a>],
-    scratch: &mut [u8],
-    out: &mut [u8],
-) -> crate::Result<usize> {
-    header.layer_count = layers.len() as u32;
-    header.arena_bytes = 0;
-    header.arena_bytes = crate::Model::required_arena_bytes(header, layers)?;
-    let mut used = postcard::to_slice(&header, scratch)?.len();
-    for layer in layers {
-        let rest = scratch.get_mut(used..).ok_or(crate::Error::Truncated)?;
-        used += postcard::to_slice(layer, rest)?.len();
-    }
-    let payload = scratch.get(..used).ok_or(crate::Error::Truncated)?;
-    let envelope = Envelope {
-        magic: MAGIC,
-        version: FORMAT_VERSION,
-        crc: checksum(payload),
-        payload,
-    };
-    Ok(postcard::to_slice(&envelope, out)?.len())
 }
 
 /// Bytes of f32 values in little-endian order, as parameter arrays store them.

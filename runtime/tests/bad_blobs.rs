@@ -1,15 +1,26 @@
 //! Bad model bytes and bad caller buffers: every failure is its named error,
-//! nothing panics. Run on real blobs, trained here from the iris spec.
+//! nothing panics. Run on real blobs: the exported iris MLP.
 
 use std::sync::OnceLock;
 
 use runtime::format::{LayerDef, ModelHeader, FORMAT_VERSION};
 use runtime::{Arena, Error, Model};
-use tests::{open, seal_raw, spec, train, Trained};
 
-fn trained() -> &'static Trained {
-    static TRAINED: OnceLock<Trained> = OnceLock::new();
-    TRAINED.get_or_init(|| train(&spec("iris-mlp.toml", 20)))
+mod common;
+use common::{exported, open, seal_raw};
+
+/// The exported iris blobs.
+struct Blobs {
+    f32_blob: Vec<u8>,
+    int8_blob: Vec<u8>,
+}
+
+fn trained() -> &'static Blobs {
+    static BLOBS: OnceLock<Blobs> = OnceLock::new();
+    BLOBS.get_or_init(|| Blobs {
+        f32_blob: exported("iris-mlp", "f32.bin"),
+        int8_blob: exported("iris-mlp", "int8.bin"),
+    })
 }
 
 #[test]

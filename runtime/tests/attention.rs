@@ -4,8 +4,9 @@
 //! cache against the full causal pass (bit for bit, f32 and int8), the
 //! sliding window past the context, and `ContextFull` for absolute positions.
 
+use runtime::encode;
 use runtime::format::{
-    encode, f32_to_le_bytes, DenseI8Params, LayerDef, ModelHeader, Numeric, PoolKind, Position,
+    f32_to_le_bytes, DenseI8Params, LayerDef, ModelHeader, Numeric, PoolKind, Position,
     QuantParams, Rescale,
 };
 use runtime::kernels::attention::{attend_f32, KeyValues, Span};

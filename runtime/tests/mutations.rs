@@ -7,7 +7,8 @@ use std::sync::OnceLock;
 use proptest::prelude::*;
 use runtime::format::LayerDef;
 use runtime::{Error, Model, Numeric};
-use tests::{exported_blobs, open, seal_raw};
+mod common;
+use common::{exported_blobs, open, seal_raw};
 
 /// Run a model on `input` (cut or padded to its input length) through the
 /// public API a firmware uses.
