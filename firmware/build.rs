@@ -68,6 +68,21 @@ fn run() -> Result<(), String> {
             model_path.display()
         ));
     }
+    // The runtime features this build enables must cover the model's (a clear
+    // message here rather than `Error::UnsupportedLayer` on the chip).
+    let missing: Vec<&str> = model
+        .features()
+        .names()
+        .filter(|f| env::var_os(format!("CARGO_FEATURE_{}", f.to_uppercase())).is_none())
+        .collect();
+    if !missing.is_empty() {
+        return Err(format!(
+            "firmware: {} needs the runtime features {}: build with --features {}",
+            model_path.display(),
+            model.features(),
+            model.features().names().collect::<Vec<_>>().join(",")
+        ));
+    }
     let input_f32_len = match model.numeric() {
         Numeric::F32 => model.step_width(),
         Numeric::Int8 => 0,

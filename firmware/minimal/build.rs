@@ -26,13 +26,29 @@ fn run() -> Result<(), String> {
         manifest.join("../../models/exported/iris-mlp/int8.bin"),
     );
     let vectors_path = path("VECTORS", model_path.with_extension("vectors"));
-    let read = |p: &PathBuf| fs::read(p).map_err(|e| format!("minimal: cannot read {}: {e}", p.display()));
+    let read =
+        |p: &PathBuf| fs::read(p).map_err(|e| format!("minimal: cannot read {}: {e}", p.display()));
     let blob = read(&model_path)?;
     let vector_bytes = read(&vectors_path)?;
     let model = Model::from_bytes(&blob)
         .map_err(|e| format!("minimal: invalid model {}: {e}", model_path.display()))?;
     let vectors = TestVectors::from_bytes(&vector_bytes)
         .map_err(|e| format!("minimal: invalid vectors {}: {e}", vectors_path.display()))?;
+    // The crate's features must cover the model's (a clear message here
+    // rather than `Error::UnsupportedLayer` on the chip).
+    let missing: Vec<&str> = model
+        .features()
+        .names()
+        .filter(|f| env::var_os(format!("CARGO_FEATURE_{}", f.to_uppercase())).is_none())
+        .collect();
+    if !missing.is_empty() {
+        return Err(format!(
+            "minimal: {} needs the runtime features {}: build with --features {}",
+            model_path.display(),
+            model.features(),
+            model.features().names().collect::<Vec<_>>().join(",")
+        ));
+    }
     let input = vectors.input_bytes(0);
     let sequence = model.is_recurrent() || model.is_causal();
     let (element, values) = match model.numeric() {
@@ -40,7 +56,12 @@ fn run() -> Result<(), String> {
             "f32",
             input
                 .chunks_exact(4)
-                .map(|c| format!("f32::from_bits({:#010x})", u32::from_le_bytes([c[0], c[1], c[2], c[3]])))
+                .map(|c| {
+                    format!(
+                        "f32::from_bits({:#010x})",
+                        u32::from_le_bytes([c[0], c[1], c[2], c[3]])
+                    )
+                })
                 .collect::<Vec<_>>(),
         ),
         Numeric::Int8 => ("i8", input.iter().map(|&b| (b as i8).to_string()).collect()),

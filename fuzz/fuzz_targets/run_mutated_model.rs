@@ -16,24 +16,8 @@ use runtime::Model;
 fn seeds() -> &'static [Vec<u8>] {
     static SEEDS: OnceLock<Vec<Vec<u8>>> = OnceLock::new();
     SEEDS.get_or_init(|| {
-        let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../models/exported");
-        let mut blobs = Vec::new();
-        for dir in std::fs::read_dir(&root).into_iter().flatten().flatten() {
-            for file in std::fs::read_dir(dir.path())
-                .into_iter()
-                .flatten()
-                .flatten()
-            {
-                if file.path().extension().is_some_and(|e| e == "bin") {
-                    blobs.extend(std::fs::read(file.path()));
-                }
-            }
-        }
-        assert!(
-            !blobs.is_empty(),
-            "no exported blobs under {}",
-            root.display()
-        );
+        let blobs = runtime_fuzz::exported_blobs();
+        assert!(!blobs.is_empty(), "no exported blobs under models/exported");
         blobs
     })
 }

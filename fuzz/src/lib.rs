@@ -41,3 +41,22 @@ pub fn run_any(model: &Model, input: &[f32]) -> Result<(), Error> {
         Numeric::Int8 => model.run_i8(&q, arena).map(|_| ()),
     }
 }
+
+/// Every `*.bin` under `models/exported/`.
+pub fn exported_blobs() -> Vec<Vec<u8>> {
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../models/exported");
+    let mut blobs = Vec::new();
+    for dir in std::fs::read_dir(&root).into_iter().flatten().flatten() {
+        for file in std::fs::read_dir(dir.path())
+            .into_iter()
+            .flatten()
+            .flatten()
+        {
+            if file.path().extension().is_some_and(|e| e == "bin") {
+                blobs.extend(std::fs::read(file.path()));
+            }
+        }
+    }
+    blobs.sort();
+    blobs
+}

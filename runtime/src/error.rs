@@ -9,6 +9,9 @@ use core::fmt;
 #[non_exhaustive]
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[cfg_attr(feature = "defmt", derive(defmt::Format))]
+// A word-sized tag: results move as whole words (a byte tag before 4-byte
+// fields made some targets copy them with `memcpy`, which costs flash).
+#[repr(u32)]
 pub enum Error {
     /// The blob ends before its declared content does.
     Truncated,
@@ -115,9 +118,9 @@ pub enum Error {
     UnsupportedLayer {
         /// Index of the layer (or `u32::MAX` for the model's numeric path).
         layer: u32,
-        /// The cargo feature it needs (`"f32"`, `"int8"`, `"recurrent"`,
-        /// `"attention"` or `"classical"`).
-        feature: &'static str,
+        /// The cargo feature it needs (one of `f32`, `int8`, `recurrent`,
+        /// `attention`, `classical`; a set, to keep the error small).
+        feature: crate::format::Features,
     },
     /// The model was never loaded, or its last load failed (see
     /// [`Model::load`](crate::Model::load)).
@@ -188,7 +191,7 @@ impl fmt::Display for Error {
             }
             Error::UnsupportedLayer { layer, feature } => write!(
                 f,
-                "layer {layer} needs the runtime feature \"{feature}\", which this build leaves out"
+                "layer {layer} needs the runtime feature {feature}, which this build leaves out"
             ),
             Error::NotLoaded => write!(f, "no model is loaded (the last load failed or none was made)"),
             Error::WrongInputLength { expected, given } => {

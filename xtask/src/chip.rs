@@ -10,51 +10,8 @@ use object::{Object, ObjectSection};
 use runtime::{Model, Numeric, TestVectors};
 use serde::Serialize;
 
+pub use crate::cores::{numeric_name, Core};
 use crate::qemu;
-
-/// A QEMU board the firmware runs on.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum, Serialize)]
-pub enum Core {
-    /// Cortex-M4F on `mps2-an386`.
-    M4,
-    /// Cortex-M0 on `microbit` (256 KiB flash, 16 KiB RAM).
-    M0,
-}
-
-impl Core {
-    pub fn target(self) -> &'static str {
-        match self {
-            Core::M4 => "thumbv7em-none-eabihf",
-            Core::M0 => "thumbv6m-none-eabi",
-        }
-    }
-    pub fn machine(self) -> &'static str {
-        match self {
-            Core::M4 => "mps2-an386",
-            Core::M0 => "microbit",
-        }
-    }
-    pub fn cpu(self) -> &'static str {
-        match self {
-            Core::M4 => "cortex-m4",
-            Core::M0 => "cortex-m0",
-        }
-    }
-    pub fn name(self) -> &'static str {
-        match self {
-            Core::M4 => "M4",
-            Core::M0 => "M0",
-        }
-    }
-}
-
-/// `"f32"` or `"int8"`.
-pub fn numeric_name(n: Numeric) -> &'static str {
-    match n {
-        Numeric::F32 => "f32",
-        Numeric::Int8 => "int8",
-    }
-}
 
 /// The result of one firmware run, checked against the vectors file.
 #[derive(Debug, Clone, Serialize)]
@@ -99,30 +56,65 @@ pub struct ChipRun {
     pub outputs: Vec<Vec<u8>>,
 }
 
-/// Build the firmware embedding `model` and `vectors` for `core`; the ELF path.
-pub fn build_firmware(core: Core, model: &Path, vectors: &Path) -> Result<PathBuf> {
-    let fw = crate::workspace_root().join("firmware");
-    let target_dir = fw.join("target");
-    let abs = |p: &Path| fs::canonicalize(p).with_context(|| format!("{} not found", p.display()));
-    let out = Command::new(std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into()))
-        .current_dir(&fw)
+/// The runtime features a model needs, as a `--features` list (`"int8,recurrent"`).
+pub fn model_features(model: &Model) -> String {
+    model.features().names().collect::<Vec<_>>().join(",")
+}
+
+/// `cargo build --release` of a firmware crate under `firmware/` (`"."` is
+/// the parity firmware, `"minimal"` the minimal application) for `core`,
+/// with `features` and the build script's inputs in `env`; the ELF path.
+/// Every firmware crate shares one target directory, so their common
+/// dependencies build once per core.
+pub fn build_crate(
+    dir: &str,
+    core: Core,
+    features: &str,
+    env: &[(&str, &Path)],
+) -> Result<PathBuf> {
+    let firmware = crate::workspace_root().join("firmware");
+    let target_dir = firmware.join("target");
+    let crate_dir = firmware.join(dir);
+    let mut command = Command::new(std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into()));
+    command
+        .current_dir(&crate_dir)
         .args(["build", "--quiet", "--release", "--target", core.target()])
-        .env("FW_MODEL", abs(model)?)
-        .env("FW_VECTORS", abs(vectors)?)
-        .env("CARGO_TARGET_DIR", &target_dir)
+        .args(["--features", features])
+        .env("CARGO_TARGET_DIR", &target_dir);
+    for (var, path) in env {
+        let abs =
+            fs::canonicalize(path).with_context(|| format!("{} not found", path.display()))?;
+        command.env(var, abs);
+    }
+    let out = command
         .output()
-        .context("running cargo build for the firmware")?;
+        .with_context(|| format!("running cargo build in {}", crate_dir.display()))?;
     if !out.status.success() {
         bail!(
-            "firmware build for {} failed:\n{}",
+            "build of {} for {} (features {features}) failed:\n{}",
+            crate_dir.display(),
             core.target(),
             String::from_utf8_lossy(&out.stderr).trim_end()
         );
     }
-    Ok(target_dir
-        .join(core.target())
-        .join("release")
-        .join("firmware"))
+    let name = if dir == "." { "firmware" } else { dir };
+    Ok(target_dir.join(core.target()).join("release").join(name))
+}
+
+/// Build the parity firmware embedding `model` and `vectors` for `core`, with
+/// only the runtime features the model needs; the ELF path.
+pub fn build_firmware(core: Core, model: &Path, vectors: &Path) -> Result<PathBuf> {
+    let blob = fs::read(model).with_context(|| format!("reading {}", model.display()))?;
+    let features = model_features(
+        &Model::from_bytes(&blob)
+            .map_err(|e| anyhow::anyhow!("invalid model blob {}: {e}", model.display()))?,
+    );
+    build_crate(
+        ".",
+        core,
+        &features,
+        &[("FW_MODEL", model), ("FW_VECTORS", vectors)],
+    )
 }
 
 /// `(flash, ram)` bytes of a firmware ELF.
@@ -237,10 +229,7 @@ fn check_calibration(core: Core, calib: Option<(u64, u64)>) -> Result<()> {
     let Some((expected, ticks)) = calib else {
         bail!("firmware printed no `calib` line")
     };
-    let per_tick_x2 = match core {
-        Core::M4 => 80,
-        Core::M0 => 125,
-    };
+    let per_tick_x2 = core.instructions_per_tick_x2();
     let measured = ticks * per_tick_x2 / 2;
     let error = (measured as f64 - expected as f64).abs() / expected as f64;
     if error > 0.01 {

@@ -10,7 +10,7 @@ use std::process::Command;
 
 use anyhow::{bail, Context, Result};
 
-const TARGETS: [&str; 2] = ["load_any_bytes", "run_mutated_model"];
+const TARGETS: [&str; 3] = ["load_any_bytes", "run_mutated_model", "step_any_state"];
 
 fn cargo() -> std::ffi::OsString {
     std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into())
@@ -56,11 +56,19 @@ fn seed_corpus(fuzz_dir: &Path) -> Result<usize> {
     }
     let load = fuzz_dir.join("corpus/load_any_bytes");
     let run = fuzz_dir.join("corpus/run_mutated_model");
-    fs::create_dir_all(&load)?;
-    fs::create_dir_all(&run)?;
+    let step = fuzz_dir.join("corpus/step_any_state");
+    for dir in [&load, &run, &step] {
+        fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+    }
     for (i, blob) in blobs.iter().enumerate() {
         fs::copy(blob, load.join(format!("seed-{i}")))?;
         fs::write(run.join(format!("seed-{i}")), [i as u8, 0])?;
+        // A zero state, then all-0xFF (a garbage position word).
+        fs::write(step.join(format!("seed-{i}-zero")), [i as u8])?;
+        fs::write(
+            step.join(format!("seed-{i}-ff")),
+            [i as u8, 0xff, 0xff, 0xff, 0xff],
+        )?;
     }
     Ok(blobs.len())
 }

@@ -2,19 +2,23 @@
 //! instruction counting, and compare every output with the host runtime's.
 //!
 //! - `demo`: export every model spec with the trainer, run it on the chips, print a report.
-//! - `test`: `cargo test --workspace`, QEMU parity of every exported model, no_std builds.
+//! - `test`: host tests (also on a 32-bit target), the runtime's feature
+//!   matrix, QEMU parity of every exported model, the minimal application.
 //! - `bench`: instructions per inference and per MAC for the demo models and
 //!   synthetic dense layers, next to the CMSIS-NN reference figures.
 
 mod bench;
 mod chip;
 mod classical;
+mod cores;
 mod forecast;
 mod fuzz;
+mod minimal;
 mod qemu;
 mod recurrent;
 mod report;
 mod synth;
+mod test;
 mod toolchain;
 mod trainer;
 
@@ -53,7 +57,7 @@ enum Command {
     Run {
         /// m4 (mps2-an386) or m0 (microbit).
         #[arg(long, default_value = "m4")]
-        core: chip::Core,
+        core: cores::Core,
         /// Model blob.
         model: PathBuf,
         /// postcard TestVectors for it.
@@ -73,7 +77,7 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Demo { no_export } => report::demo(!no_export),
-        Command::Test => report::test(),
+        Command::Test => test::test(),
         Command::Bench => bench::bench(),
         Command::Fuzz { seconds } => fuzz::fuzz(seconds),
         Command::Run {
@@ -92,7 +96,7 @@ fn main() -> ExitCode {
     }
 }
 
-fn run_one(core: chip::Core, model: &Path, vectors: &Path) -> Result<bool> {
+fn run_one(core: cores::Core, model: &Path, vectors: &Path) -> Result<bool> {
     toolchain::check()?;
     let run = chip::run_on_chip(core, model, vectors)?;
     println!("{}", serde_json::to_string_pretty(&run)?);

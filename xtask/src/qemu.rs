@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::{anyhow, bail, Context, Result};
 
-use crate::chip::Core;
+use crate::cores::Core;
 
 /// Longest a firmware run may take before QEMU is killed.
 pub const TIMEOUT: Duration = Duration::from_secs(120);
@@ -145,4 +145,106 @@ pub fn parse(text: &str) -> Result<Report> {
         bail!("firmware output has no `done` line");
     }
     Ok(r)
+}
+
+/// Run `elf` on `core`'s board without semihosting (an application that
+/// only writes memory, like the minimal one), wait until the word at
+/// `status` is non-zero, then read `len` bytes at `data`, both through
+/// QEMU's monitor; `(status word, bytes)`.
+pub fn run_and_read(
+    core: Core,
+    elf: &Path,
+    status: u64,
+    data: u64,
+    len: usize,
+) -> Result<(u32, Vec<u8>)> {
+    use std::io::{BufRead, BufReader, Write};
+    use std::sync::mpsc;
+
+    let mut child = Command::new("qemu-system-arm")
+        .args(["-cpu", core.cpu(), "-machine", core.machine()])
+        .args(["-display", "none", "-monitor", "stdio", "-serial", "null"])
+        .args(["-icount", "shift=0,align=off,sleep=off"])
+        .arg("-kernel")
+        .arg(elf)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .with_context(|| format!("starting qemu-system-arm ({})", crate::toolchain::QEMU_HINT))?;
+    let mut stdin = child.stdin.take().ok_or_else(|| anyhow!("no QEMU stdin"))?;
+    let stdout = child
+        .stdout
+        .take()
+        .ok_or_else(|| anyhow!("no QEMU stdout"))?;
+    // The monitor's answers to `xp`: lines `<16 hex digits>: 0x.. 0x..`.
+    let (tx, rx) = mpsc::channel::<Vec<u64>>();
+    thread::spawn(move || {
+        for line in BufReader::new(stdout).lines().map_while(|l| l.ok()) {
+            let Some((address, values)) = line.split_once(": ") else {
+                continue;
+            };
+            if address.len() != 16 || !address.bytes().all(|b| b.is_ascii_hexdigit()) {
+                continue;
+            }
+            let parsed = values
+                .split_whitespace()
+                .filter_map(|v| u64::from_str_radix(v.trim_start_matches("0x"), 16).ok())
+                .collect();
+            if tx.send(parsed).is_err() {
+                break;
+            }
+        }
+    });
+    let mut ask = |command: String| -> Result<Vec<u64>> {
+        writeln!(stdin, "{command}").context("writing to QEMU's monitor")?;
+        stdin.flush()?;
+        let mut values = Vec::new();
+        // A read of n bytes comes back as ceil(n / 8) lines.
+        let lines = if command.contains("xb") {
+            len.div_ceil(8)
+        } else {
+            1
+        };
+        for _ in 0..lines {
+            values.extend(
+                rx.recv_timeout(Duration::from_secs(10))
+                    .context("no answer from QEMU's monitor")?,
+            );
+        }
+        Ok(values)
+    };
+    let deadline = Instant::now() + TIMEOUT;
+    let result = (|| {
+        let word = loop {
+            let word = ask(format!("xp /1xw {status:#x}"))?
+                .first()
+                .copied()
+                .unwrap_or(0) as u32;
+            if word != 0 {
+                break word;
+            }
+            if Instant::now() > deadline {
+                bail!(
+                    "the application on {} never set its status word",
+                    core.machine()
+                );
+            }
+            thread::sleep(Duration::from_millis(20));
+        };
+        let bytes = if len == 0 {
+            Vec::new()
+        } else {
+            ask(format!("xp /{len}xb {data:#x}"))?
+                .into_iter()
+                .map(|v| v as u8)
+                .collect()
+        };
+        Ok((word, bytes))
+    })();
+    let _ = writeln!(stdin, "quit");
+    drop(stdin);
+    let _ = child.kill();
+    let _ = child.wait();
+    result
 }

@@ -1,29 +1,37 @@
-//! Prerequisites every command checks: the two rustup targets and QEMU.
+//! Prerequisites every command checks: the rustup targets, QEMU, and the
+//! 32-bit C runtime the `i686` host tests link against.
 
 use std::process::{Command, Stdio};
 
 use anyhow::{bail, Context, Result};
 
-use crate::chip::Core;
+use crate::cores::Core;
 
 /// The one line shown when QEMU is missing and cannot be installed here.
 pub const QEMU_HINT: &str = "install qemu-system-arm (apt-get install qemu-system-arm)";
+/// The same for the 32-bit host tests.
+pub const MULTILIB_HINT: &str =
+    "install gcc-multilib (apt-get install gcc-multilib) for the 32-bit host tests";
 
-/// Add missing rustup targets; install QEMU when root, else fail with [`QEMU_HINT`].
+/// Add missing rustup targets; install QEMU and gcc-multilib when root,
+/// else fail with the line saying what to install.
 pub fn check() -> Result<()> {
-    check_targets()?;
-    check_qemu()
+    let mut targets: Vec<&str> = Core::ALL.iter().map(|c| c.target()).collect();
+    targets.push(crate::test::HOST_32);
+    check_targets(&targets)?;
+    apt_package("qemu-system-arm", qemu_present, QEMU_HINT)?;
+    apt_package("gcc-multilib", multilib_present, MULTILIB_HINT)
 }
 
-fn check_targets() -> Result<()> {
+fn check_targets(targets: &[&str]) -> Result<()> {
     let out = Command::new("rustup")
         .args(["target", "list", "--installed"])
         .output()
         .context("running `rustup target list --installed` (is rustup installed?)")?;
     let installed = String::from_utf8_lossy(&out.stdout);
-    let missing: Vec<&str> = [Core::M4, Core::M0]
+    let missing: Vec<&str> = targets
         .iter()
-        .map(|c| c.target())
+        .copied()
         .filter(|t| !installed.lines().any(|l| l.trim() == *t))
         .collect();
     if missing.is_empty() {
@@ -40,14 +48,34 @@ fn check_targets() -> Result<()> {
     Ok(())
 }
 
-fn qemu_present() -> bool {
-    Command::new("qemu-system-arm")
-        .arg("--version")
+fn succeeds(command: &mut Command) -> bool {
+    command
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .status()
         .map(|s| s.success())
         .unwrap_or(false)
+}
+
+fn qemu_present() -> bool {
+    succeeds(Command::new("qemu-system-arm").arg("--version"))
+}
+
+/// Whether gcc can link 32-bit programs (what `i686` tests need).
+fn multilib_present() -> bool {
+    let dir = std::env::temp_dir().join(format!("xtask-multilib-{}", std::process::id()));
+    let _ = std::fs::create_dir_all(&dir);
+    let source = dir.join("probe.c");
+    let ok = std::fs::write(&source, "int main(void) { return 0; }\n").is_ok()
+        && succeeds(
+            Command::new("gcc")
+                .arg("-m32")
+                .arg(&source)
+                .arg("-o")
+                .arg(dir.join("probe")),
+        );
+    let _ = std::fs::remove_dir_all(&dir);
+    ok
 }
 
 fn is_root() -> bool {
@@ -58,27 +86,25 @@ fn is_root() -> bool {
         .unwrap_or(false)
 }
 
-fn check_qemu() -> Result<()> {
-    if qemu_present() {
+/// `present()`, or install `package` with apt-get when root; else `hint`.
+fn apt_package(package: &str, present: fn() -> bool, hint: &str) -> Result<()> {
+    if present() {
         return Ok(());
     }
     if !is_root() {
-        bail!("{QEMU_HINT}");
+        bail!("{hint}");
     }
-    eprintln!("xtask: installing qemu-system-arm with apt-get");
-    let ok = Command::new("apt-get")
-        .arg("update")
-        .status()
-        .map(|s| s.success())
-        .unwrap_or(false)
-        && Command::new("apt-get")
-            .args(["install", "-y", "qemu-system-arm"])
-            .env("DEBIAN_FRONTEND", "noninteractive")
-            .status()
-            .map(|s| s.success())
-            .unwrap_or(false);
-    if !ok || !qemu_present() {
-        bail!("{QEMU_HINT}");
+    eprintln!("xtask: installing {package} with apt-get");
+    let apt = |args: &[&str]| {
+        succeeds(
+            Command::new("apt-get")
+                .args(args)
+                .env("DEBIAN_FRONTEND", "noninteractive"),
+        )
+    };
+    let ok = apt(&["update"]) && apt(&["install", "-y", package]);
+    if !ok || !present() {
+        bail!("{hint}");
     }
     Ok(())
 }

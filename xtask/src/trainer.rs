@@ -42,10 +42,10 @@ impl Exported {
             None => vec!["f32".into(), "int8".into()],
         }
     }
-    /// The chip runs of [`crate::report::RUNS`] this export has blobs for.
-    pub fn runs(&self) -> Vec<(&'static str, crate::chip::Core)> {
+    /// The chip runs of [`crate::cores::RUNS`] this export has blobs for.
+    pub fn runs(&self) -> Vec<(&'static str, crate::cores::Core)> {
         let numerics = self.numerics();
-        crate::report::RUNS
+        crate::cores::RUNS
             .into_iter()
             .filter(|(n, _)| numerics.iter().any(|m| m == n))
             .collect()

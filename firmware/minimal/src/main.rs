@@ -1,8 +1,12 @@
 //! The smallest application that runs a model: load the blob once, run one
-//! input, keep the answer. No semihosting, no formatting, `panic-halt`.
+//! input, keep the answer. No semihosting, no formatting, `panic-halt`,
+//! `opt-level = "z"`, and the runtime with only the features the model needs.
+//! Copy this crate to start your own firmware.
 //!
-//! The answer lands in [`OUTPUT`] and [`STATUS`] turns 1 (or 2 on an error),
+//! The answer lands in [`OUTPUT`] and [`STATUS`] turns 1 (2 on an error),
 //! where a debugger, or `cargo xtask` through QEMU's monitor, reads them.
+//! Recurrent and causal models run a whole sequence (`run_sequence_*`) and
+//! keep its last answer.
 
 #![no_std]
 #![no_main]
@@ -13,16 +17,19 @@ use cortex_m_rt::entry;
 use panic_halt as _;
 use runtime::{Arena, Model};
 
+// ARENA_BYTES, STATE_BYTES, OUTPUT_BYTES and INPUT, from build.rs (for your
+// own application: `trainer inspect <blob>` prints the sizes).
 include!(concat!(env!("OUT_DIR"), "/config.rs"));
 
 /// The model blob, in flash; the model borrows its weights from it.
 static BLOB: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/model.bin"));
 
-/// The loaded model (about 1.5 KB of layer descriptions) and its arena:
-/// zero-initialised statics (`.bss`), so they cost RAM, not flash, and stay
-/// off the stack.
+/// The loaded model (about 1.5 KB of layer descriptions), its arena and its
+/// state: zero-initialised statics (`.bss`), so they cost RAM, not flash,
+/// and stay off the stack.
 static mut MODEL: Model<'static> = Model::empty();
 static mut ARENA: Arena<ARENA_BYTES> = Arena::new();
+static mut STATE: Arena<STATE_BYTES> = Arena::new();
 
 /// The answer's bytes (little-endian), once [`STATUS`] is 1.
 #[no_mangle]
@@ -33,7 +40,16 @@ static STATUS: AtomicU32 = AtomicU32::new(0);
 
 #[entry]
 fn main() -> ! {
-    let status = match run() {
+    // SAFETY: `main` runs once and nothing else (no interrupt handler) names
+    // these statics, so these are the only references ever made to them.
+    let (model, arena, state) = unsafe {
+        (
+            &mut *core::ptr::addr_of_mut!(MODEL),
+            &mut *core::ptr::addr_of_mut!(ARENA),
+            &mut *core::ptr::addr_of_mut!(STATE),
+        )
+    };
+    let status = match run(model, arena.as_mut_bytes(), state.as_mut_bytes()) {
         Ok(()) => 1,
         Err(_) => 2,
     };
@@ -43,17 +59,37 @@ fn main() -> ! {
     }
 }
 
-fn run() -> Result<(), runtime::Error> {
-    // SAFETY: `run` is called once, from `main`, and nothing else (no
-    // interrupt handler) names these statics: these are the only references.
-    let (model, arena) = unsafe {
-        (
-            &mut *core::ptr::addr_of_mut!(MODEL),
-            &mut *core::ptr::addr_of_mut!(ARENA),
-        )
-    };
+fn run(
+    model: &mut Model<'static>,
+    arena: &mut [u8],
+    state: &mut [u8],
+) -> Result<(), runtime::Error> {
     model.load(BLOB)?;
-    infer(model, arena.as_mut_bytes())
+    let _ = &state; // feedforward models have no state
+    #[cfg(all(path_i8, not(sequence)))]
+    keep(model.run_i8(&INPUT, arena)?.iter().map(|&v| v as u8));
+    #[cfg(all(path_i8, sequence))]
+    keep(
+        model
+            .run_sequence_i8(&INPUT, state, arena)?
+            .iter()
+            .map(|&v| v as u8),
+    );
+    #[cfg(all(path_f32, not(sequence)))]
+    keep(
+        model
+            .run_f32(&INPUT, arena)?
+            .iter()
+            .flat_map(|v| v.to_le_bytes()),
+    );
+    #[cfg(all(path_f32, sequence))]
+    keep(
+        model
+            .run_sequence_f32(&INPUT, state, arena)?
+            .iter()
+            .flat_map(|v| v.to_le_bytes()),
+    );
+    Ok(())
 }
 
 /// Keep the answer's bytes in [`OUTPUT`].
@@ -61,11 +97,4 @@ fn keep(bytes: impl Iterator<Item = u8>) {
     for (slot, byte) in OUTPUT.iter().zip(bytes) {
         slot.store(byte, Ordering::Relaxed);
     }
-}
-
-#[cfg(all(path_i8, not(sequence)))]
-fn infer(model: &Model, arena: &mut [u8]) -> Result<(), runtime::Error> {
-    let out = model.run_i8(&INPUT, arena)?;
-    keep(out.iter().map(|&v| v as u8));
-    Ok(())
 }

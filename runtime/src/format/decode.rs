@@ -154,7 +154,7 @@ impl<'a> Reader<'a> {
 /// The envelope of `blob`, which must hold nothing after it.
 pub fn envelope(blob: &[u8]) -> Result<Envelope<'_>> {
     let mut r = Reader::new(blob);
-    let magic = r.take(4)?;
+    let magic = r.take(4)?.try_into().map_err(|_| Error::Truncated)?;
     let version = r.take(2)?;
     let crc = r.take(4)?;
     let payload = r.bytes()?;
@@ -163,7 +163,7 @@ pub fn envelope(blob: &[u8]) -> Result<Envelope<'_>> {
     }
     let word = |b: &[u8]| b.iter().rev().fold(0u32, |w, &x| w << 8 | u32::from(x));
     Ok(Envelope {
-        magic: [magic[0], magic[1], magic[2], magic[3]],
+        magic,
         version: word(version) as u16,
         crc: word(crc),
         payload,

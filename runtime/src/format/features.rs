@@ -16,6 +16,7 @@ use super::Numeric;
 
 /// A set of the runtime's layer-family features.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub struct Features(u8);
 
 impl Features {
@@ -93,15 +94,12 @@ impl Features {
 
     /// The first feature of `self` that `build` lacks (families before
     /// numeric paths: the family is the more useful thing to name).
-    pub fn missing_from(self, build: Features) -> Option<&'static str> {
-        let lacking = Features(self.0 & !build.0);
-        let mut order = Features::ALL
-            .iter()
-            .skip(2)
-            .chain(Features::ALL.iter().take(2));
-        order
-            .find(|(f, _)| lacking.contains(*f))
-            .map(|&(_, name)| name)
+    pub fn missing_from(self, build: Features) -> Option<Features> {
+        let lacking = self.0 & !build.0;
+        // Bits above the numeric paths' first, then the paths; the lowest one.
+        let family = lacking & !3;
+        let bits = if family != 0 { family } else { lacking };
+        (bits != 0).then_some(Features(bits & bits.wrapping_neg()))
     }
 
     /// The features' cargo names, numeric paths first.

@@ -9,6 +9,8 @@
 use super::le_f32;
 
 /// Same contract and results as [`generic::dense_f32`](super::generic::dense_f32).
+// Out of line: one copy for every caller, and its loop is faster so.
+#[inline(never)]
 pub fn dense_f32(weights: &[u8], bias: &[u8], input: &[f32], output: &mut [f32]) {
     let row_bytes = input.len() * 4;
     if row_bytes == 0 {

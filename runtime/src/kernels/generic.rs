@@ -47,17 +47,51 @@ pub fn dense_i8(
     if cols == 0 {
         return;
     }
-    let channels = weights
-        .chunks_exact(cols)
-        .zip(bias.chunks_exact(4))
-        .zip(multiplier.chunks_exact(4))
-        .zip(shift);
-    for ((((row, b), m), &s), out) in channels.zip(output) {
-        let mut acc = le_i32(b);
+    let mut params = Rows::new(weights, bias, multiplier);
+    for (out, &s) in output.iter_mut().zip(shift) {
+        let Some((row, b, m)) = params.next(cols) else {
+            return;
+        };
+        let mut acc = b;
         for (&w, &x) in row.iter().zip(input) {
             acc = acc.wrapping_add(i32::from(w as i8) * i32::from(x));
         }
-        let scaled = rescale(acc, le_i32(m), s);
+        let scaled = rescale(acc, m, s);
         *out = saturate_i8(scaled.saturating_add(i32::from(output_zero_point)));
+    }
+}
+
+/// The rows of an int8 matrix with their i32 bias and multiplier, one at a
+/// time. (Split off as they go: nested `zip`s of `chunks_exact` build large
+/// iterator structs, which some targets copy with `memcpy`.)
+pub(crate) struct Rows<'a> {
+    weights: &'a [u8],
+    bias: &'a [u8],
+    multiplier: &'a [u8],
+}
+
+impl<'a> Rows<'a> {
+    /// Rows of `weights` (row-major int8), `bias` and `multiplier` (i32 LE).
+    #[inline(always)]
+    pub(crate) fn new(weights: &'a [u8], bias: &'a [u8], multiplier: &'a [u8]) -> Self {
+        Rows {
+            weights,
+            bias,
+            multiplier,
+        }
+    }
+
+    /// The next row of `cols` weights, its bias and its multiplier.
+    #[inline(always)]
+    pub(crate) fn next(&mut self, cols: usize) -> Option<(&'a [u8], i32, i32)> {
+        let (row, weights) = self.weights.split_at_checked(cols)?;
+        let (b, bias) = self.bias.split_at_checked(4)?;
+        let (m, multiplier) = self.multiplier.split_at_checked(4)?;
+        *self = Rows {
+            weights,
+            bias,
+            multiplier,
+        };
+        Some((row, le_i32(b), le_i32(m)))
     }
 }

@@ -29,7 +29,10 @@ pub use generic::dense_i8;
 /// which validated layouts never produce).
 #[inline(always)]
 pub(crate) fn le_f32(bytes: &[u8]) -> f32 {
-    f32::from_bits(le_u32(bytes))
+    match *bytes {
+        [a, b, c, d] => f32::from_le_bytes([a, b, c, d]),
+        _ => 0.0,
+    }
 }
 
 /// Read a little-endian u32 from a 4-byte chunk (0 for any other length).
@@ -54,5 +57,8 @@ pub(crate) fn le_u16(bytes: &[u8]) -> u16 {
 /// Read a little-endian i32 from a 4-byte chunk (0 for any other length).
 #[inline(always)]
 pub(crate) fn le_i32(bytes: &[u8]) -> i32 {
-    le_u32(bytes) as i32
+    match *bytes {
+        [a, b, c, d] => i32::from_le_bytes([a, b, c, d]),
+        _ => 0,
+    }
 }

@@ -106,6 +106,7 @@ fn sigmoid_f32(x: f32) -> f32 {
 }
 
 /// The first `n` bytes of `bytes`, advancing it; `None` if too short.
+#[inline(always)]
 fn take<'a>(bytes: &mut &'a [u8], n: usize) -> Option<&'a [u8]> {
     let b: &'a [u8] = bytes;
     let (head, rest) = (b.get(..n)?, b.get(n..)?);
@@ -138,6 +139,8 @@ pub(crate) struct RecurrentF32<'a> {
 
 impl<'a> RecurrentF32<'a> {
     /// Views into `params` (layout in [`crate::format::LayerDef::RecurrentF32`]).
+    // Always inlined: the views then live in registers, not in a copied struct.
+    #[inline(always)]
     pub(crate) fn from_params(
         cell: Cell,
         inputs: usize,
@@ -201,12 +204,45 @@ pub(crate) struct RecurrentI8<'a> {
     pub shift_input: &'a [u8],
     pub mult_hidden: &'a [u8],
     pub shift_hidden: &'a [u8],
-    pub output: crate::format::Rescale,
-    pub output_zero_point: i8,
 }
 
-/// `out[k] = rescale(bias[k] + W[k] · x, m[k], s[k])` with int8 weights.
-fn gate_rows<T: Copy + Into<i32>>(
+/// `out[k] = rescale(bias[k] + W[k] · x, m[k], s[k])` with int8 weights,
+/// rows by index: the compact form (no iterator struct, which `opt-level =
+/// "z"` builds would copy with `memcpy`, 0.6 KB of flash on the M0). The
+/// reference, used on every core without DSP.
+// Out of line: one copy per input type, and its loop is faster so.
+#[inline(never)]
+pub(crate) fn gate_rows_indexed<T: Copy + Into<i32>>(
+    weights: &[u8],
+    bias: &[u8],
+    mult: &[u8],
+    shift: &[u8],
+    x: &[T],
+    out: &mut [i32],
+) {
+    let cols = x.len();
+    for (k, (o, &s)) in out.iter_mut().zip(shift).enumerate() {
+        let at = k * cols;
+        let (Some(row), Some(b), Some(m)) = (
+            weights.get(at..at + cols),
+            bias.get(4 * k..4 * k + 4),
+            mult.get(4 * k..4 * k + 4),
+        ) else {
+            return;
+        };
+        let mut acc = le_i32(b);
+        for (&w, &v) in row.iter().zip(x) {
+            acc = acc.wrapping_add(i32::from(w as i8) * v.into());
+        }
+        *o = rescale(acc, le_i32(m), s);
+    }
+}
+
+/// [`gate_rows_indexed`] with one `zip` over every per-row array: a single
+/// counted loop, about 15% fewer instructions on the Cortex-M4.
+#[cfg_attr(not(all(feature = "arm-dsp", target_arch = "arm")), allow(dead_code))]
+#[inline(never)]
+pub(crate) fn gate_rows_zipped<T: Copy + Into<i32>>(
     weights: &[u8],
     bias: &[u8],
     mult: &[u8],
@@ -232,15 +268,19 @@ fn gate_rows<T: Copy + Into<i32>>(
     }
 }
 
+#[cfg(not(all(feature = "arm-dsp", target_arch = "arm")))]
+use gate_rows_indexed as gate_rows;
+#[cfg(all(feature = "arm-dsp", target_arch = "arm"))]
+use gate_rows_zipped as gate_rows;
+
 impl<'a> RecurrentI8<'a> {
     /// Views into `params` (layout in [`crate::format::LayerDef::RecurrentI8`]).
+    #[inline(always)]
     pub(crate) fn from_params(
         cell: Cell,
         inputs: usize,
         hidden: usize,
         params: &'a [u8],
-        output: crate::format::Rescale,
-        output_zero_point: i8,
     ) -> Option<Self> {
         let r = cell.gates() * hidden;
         let mut p = params;
@@ -255,8 +295,6 @@ impl<'a> RecurrentI8<'a> {
             mult_hidden: take(&mut p, 4 * r)?,
             shift_input: take(&mut p, r)?,
             shift_hidden: take(&mut p, r)?,
-            output,
-            output_zero_point,
         })
     }
 
@@ -312,19 +350,47 @@ impl<'a> RecurrentI8<'a> {
             }
         }
     }
+}
 
-    /// The int8 output tensor of the hidden state `h`.
-    pub fn output(&self, h: &[i16], out: &mut [i8]) {
-        for (o, &v) in out.iter_mut().zip(h) {
-            let r = rescale(i32::from(v), self.output.multiplier, self.output.shift);
-            *o = saturate_i8(r.saturating_add(i32::from(self.output_zero_point)));
-        }
+/// The int8 output tensor of an int16 Q15 hidden state `h`:
+/// `zp + rescale(h, output)`, saturated.
+pub(crate) fn output_i8(output: crate::format::Rescale, zero_point: i8, h: &[i16], out: &mut [i8]) {
+    for (o, &v) in out.iter_mut().zip(h) {
+        let r = rescale(i32::from(v), output.multiplier, output.shift);
+        *o = saturate_i8(r.saturating_add(i32::from(zero_point)));
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn both_gate_row_loops_agree() {
+        let mut state = 0x853c_49e6_748f_ea9bu64;
+        let mut next = || {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            state
+        };
+        for _ in 0..500 {
+            let (rows, cols) = (1 + (next() % 40) as usize, 1 + (next() % 40) as usize);
+            let weights: Vec<u8> = (0..rows * cols).map(|_| next() as u8).collect();
+            let bias: Vec<u8> = (0..rows)
+                .flat_map(|_| ((next() as i32) >> 8).to_le_bytes())
+                .collect();
+            let mult: Vec<u8> = (0..rows)
+                .flat_map(|_| ((1 << 30) | (next() as i32 & 0x3fff_ffff)).to_le_bytes())
+                .collect();
+            let shift: Vec<u8> = (0..rows).map(|_| 20 + (next() % 20) as u8).collect();
+            let x: Vec<i16> = (0..cols).map(|_| next() as i16).collect();
+            let (mut a, mut b) = (vec![0; rows], vec![0; rows]);
+            gate_rows_indexed(&weights, &bias, &mult, &shift, &x, &mut a);
+            gate_rows_zipped(&weights, &bias, &mult, &shift, &x, &mut b);
+            assert_eq!(a, b, "{rows}x{cols}");
+        }
+    }
 
     #[test]
     fn table_is_tanh() {

@@ -21,7 +21,9 @@ use super::{check_len, check_rescale, check_width, Ctx, Io, Layer, Out, Plan, BA
 use crate::error::{Error, Result};
 use crate::format::{Cell, LayerDef, Numeric, Rescale};
 use crate::kernels::le_i32;
-use crate::kernels::recurrent::{params_len_f32, params_len_i8, RecurrentF32, RecurrentI8};
+use crate::kernels::recurrent::{
+    output_i8, params_len_f32, params_len_i8, RecurrentF32, RecurrentI8,
+};
 use crate::model::ModelStats;
 use crate::quant::is_valid_multiplier;
 
@@ -199,19 +201,14 @@ impl<'a> Recurrent<'a> {
         at..at + self.cell.state_vectors() * self.hidden() * e
     }
 
+    #[inline(always)]
     fn view_f32(&self) -> Option<RecurrentF32<'a>> {
         RecurrentF32::from_params(self.cell, self.inputs.into(), self.hidden(), self.params)
     }
 
+    #[inline(always)]
     fn view_i8(&self) -> Option<RecurrentI8<'a>> {
-        RecurrentI8::from_params(
-            self.cell,
-            self.inputs.into(),
-            self.hidden(),
-            self.params,
-            self.output,
-            self.output_zero_point,
-        )
+        RecurrentI8::from_params(self.cell, self.inputs.into(), self.hidden(), self.params)
     }
 
     /// `"lstm int8"` and the like.
@@ -264,7 +261,7 @@ impl<'a> Recurrent<'a> {
         let rows = self.cell.gates() * self.hidden();
         let (gx, gh) = gates.split_at_mut(rows.min(gates.len()));
         cell.step(io.x, state, gx, gh);
-        cell.output(state, io.y);
+        output_i8(self.output, self.output_zero_point, state, io.y);
         Ok(Out::Next)
     }
 
@@ -283,10 +280,10 @@ impl<'a> Recurrent<'a> {
     #[cfg(feature = "int8")]
     pub(crate) fn hidden_i8(&self, state: &[u8], out: &mut [i8]) -> Result<usize> {
         let h = self.hidden();
-        let cell = self.view_i8().ok_or(BAD)?;
         let bytes = state.get(self.state_range()).ok_or(BAD)?;
         let values: &[i16] = bytemuck::try_cast_slice(bytes).map_err(|_| Error::ArenaMisaligned)?;
-        cell.output(values.get(..h).ok_or(BAD)?, out.get_mut(..h).ok_or(BAD)?);
+        let (values, out) = (values.get(..h).ok_or(BAD)?, out.get_mut(..h).ok_or(BAD)?);
+        output_i8(self.output, self.output_zero_point, values, out);
         Ok(h)
     }
 

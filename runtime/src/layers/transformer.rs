@@ -47,6 +47,7 @@ pub const MAX_ATTENTION_LAYERS: usize = 4;
 
 /// A validated transformer-family layer.
 #[derive(Debug, Clone, Copy)]
+#[allow(clippy::enum_variant_names)] // `ClassToken` is the format's name
 pub(crate) enum Token<'a> {
     /// Marks a transformer model (no work at run time).
     Tokens,
