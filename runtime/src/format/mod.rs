@@ -80,6 +80,13 @@ pub const MAX_LAYERS: usize = 32;
 pub const MAX_SKIP_SLOTS: usize = 4;
 /// Largest width of any tensor (input, output or any layer's output).
 pub const MAX_WIDTH: u32 = 4096;
+/// Most attention layers a model may have.
+pub const MAX_ATTENTION_LAYERS: usize = 4;
+/// Most token ids of an f32 embedding ([`LayerDef::EmbeddingF32`]).
+pub const MAX_VOCAB_F32: u32 = MAX_TOKENS * 256;
+/// Most token ids of an int8 embedding ([`LayerDef::EmbeddingI8`]): ids are
+/// non-negative int8 values.
+pub const MAX_VOCAB_I8: u32 = 128;
 /// CRC used over the payload. Bitwise (no lookup table): one table would
 /// cost 1 KB of flash, and the CRC runs once per load.
 pub const CRC32: crc::Crc<u32, crc::NoTable> =

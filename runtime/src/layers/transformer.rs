@@ -35,15 +35,15 @@
 use super::dense::check_multipliers;
 use super::{check_len, check_rescale, check_width, Ctx, Io, Layer, Out, Pass, Plan, BAD};
 use crate::error::{Error, Result};
-use crate::format::{DenseI8Params, LayerDef, Numeric, PoolKind, Position, Rescale, MAX_TOKENS};
+use crate::format::{
+    DenseI8Params, LayerDef, Numeric, PoolKind, Position, Rescale, MAX_ATTENTION_LAYERS,
+    MAX_TOKENS, MAX_VOCAB_F32, MAX_VOCAB_I8,
+};
 use crate::kernels::attention::{attend_f32, attend_i8, rope_f32, rope_i8, KeyValues, Span};
 use crate::kernels::norm::{layer_norm_f32, layer_norm_i8};
 use crate::kernels::{dense_f32, dense_i8, le_f32};
 use crate::model::ModelStats;
 use crate::quant::saturate_i8;
-
-/// Most attention layers a model may have.
-pub const MAX_ATTENTION_LAYERS: usize = 4;
 
 /// A validated transformer-family layer.
 #[derive(Debug, Clone, Copy)]
@@ -286,7 +286,7 @@ fn validate_token<'a>(at: u32, def: &LayerDef<'a>, plan: &mut Plan<'_, 'a>) -> R
         LayerDef::EmbeddingF32 { vocab, dim, table }
         | LayerDef::EmbeddingI8 { vocab, dim, table } => {
             let f32_layer = matches!(def, LayerDef::EmbeddingF32 { .. });
-            let max_vocab = if f32_layer { MAX_TOKENS * 256 } else { 128 };
+            let max_vocab = if f32_layer { MAX_VOCAB_F32 } else { MAX_VOCAB_I8 };
             if vocab == 0 || vocab > max_vocab {
                 return Err(Error::DimensionOutOfRange {
                     layer: at,
