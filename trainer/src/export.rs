@@ -472,7 +472,15 @@ pub fn model_dir(out_root: &Path, name: &str) -> PathBuf {
 
 /// Load the spec's dataset and split it as the spec says.
 pub fn load_split(spec: &ModelSpec) -> Result<(Dataset, Dataset)> {
-    let all = data::load_csv(&spec.dataset_path(), &spec.csv_options())?;
+    let path = spec.dataset_path();
+    let all = data::load_csv(&path, &spec.csv_options())?;
+    crate::limits::check_data(
+        &path,
+        &[
+            ("input width", all.feature_count),
+            ("class count", all.class_count()),
+        ],
+    )?;
     let (train, test) = data::split_stratified(&all, spec.dataset.test_fraction, spec.dataset.seed);
     if train.is_empty() || test.is_empty() {
         return Err(anyhow!(

@@ -9,6 +9,7 @@ pub mod classical;
 pub mod data;
 pub mod export;
 pub mod io;
+pub mod limits;
 pub mod plot;
 pub mod quantize;
 pub mod recurrent;

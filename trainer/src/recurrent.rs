@@ -278,34 +278,6 @@ impl SequenceModel {
     }
 }
 
-/// Split the spec's layers into recurrent layers and head; check the order.
-fn split_layers(layers: &[LayerSpec]) -> Result<(Vec<(Cell, usize)>, Vec<LayerSpec>)> {
-    let count = layers
-        .iter()
-        .take_while(|l| matches!(l, LayerSpec::Recurrent { .. }))
-        .count();
-    if count == 0 {
-        bail!("a sequence model starts with rnn/lstm/gru layers");
-    }
-    let rec = layers[..count]
-        .iter()
-        .map(|l| match l {
-            LayerSpec::Recurrent { cell, units } => (*cell, *units),
-            _ => unreachable!("taken while recurrent"),
-        })
-        .collect();
-    let head = layers[count..].to_vec();
-    for l in &head {
-        if matches!(
-            l,
-            LayerSpec::Recurrent { .. } | LayerSpec::Save { .. } | LayerSpec::Add { .. }
-        ) {
-            bail!("layer {l}: after the recurrent layers only dense layers and activations may follow");
-        }
-    }
-    Ok((rec, head))
-}
-
 /// What training produced besides the model.
 pub type History = train::History;
 
@@ -317,7 +289,8 @@ pub fn train_sequence(
     test_set: &SeriesSet,
     progress: bool,
 ) -> Result<(SequenceModel, History)> {
-    let (rec_spec, head_spec) = split_layers(&spec.model)?;
+    let (rec_spec, head_spec) =
+        crate::spec::split_recurrent(&spec.model).map_err(|e| anyhow!(e))?;
     let training = &spec.training;
     let learning_rate = match training.optimizer {
         OptimizerSpec::Adam { learning_rate } => learning_rate,
@@ -951,7 +924,15 @@ pub fn is_sequence_spec(spec: &ModelSpec) -> bool {
 
 /// Load the spec's train and test series (`test_path` is required for `.ts`).
 pub fn load_sequences(spec: &ModelSpec) -> Result<(SeriesSet, SeriesSet)> {
-    let train = ts::load_ts(&spec.dataset_path())?;
+    let path = spec.dataset_path();
+    let train = ts::load_ts(&path)?;
+    crate::limits::check_data(
+        &path,
+        &[
+            ("input width (channels)", train.channels),
+            ("class count", train.class_count()),
+        ],
+    )?;
     let Some(test_path) = &spec.dataset.test_path else {
         bail!(
             "{}: a sequence dataset needs dataset.test_path (the TEST .ts file)",

@@ -322,6 +322,7 @@ fn fit_clustering(spec: &ClassicalSpec) -> Result<(Vec<u8>, Vec<u8>, serde_json:
             header: ds.header,
         },
     )?;
+    crate::limits::check_data(&path, &[("input width", all.feature_count)])?;
     let (train, test) = data::split_stratified(&all, ds.test_fraction, ds.seed);
     let dim = train.feature_count;
     let mut extra = json!({});
@@ -372,13 +373,16 @@ fn fit_clustering(spec: &ClassicalSpec) -> Result<(Vec<u8>, Vec<u8>, serde_json:
     Ok((blob, vectors, extra))
 }
 
+/// The trainer's own f64 score of every window of some rows.
+pub type ReferenceScores = Box<dyn Fn(&[f32]) -> Result<Vec<f64>>>;
+
 /// Fit the spec's detector on training windows; its blob (with threshold),
 /// the threshold, the training scores and the f64 reference scores of `test_rows`.
 pub fn fit_detector_parts(
     spec: &ClassicalSpec,
     train_rows: &[f32],
     window: usize,
-) -> Result<(Vec<u8>, f32, Box<dyn Fn(&[f32]) -> Result<Vec<f64>>>)> {
+) -> Result<(Vec<u8>, f32, ReferenceScores)> {
     let mean = train_rows.iter().map(|&v| f64::from(v)).sum::<f64>() / train_rows.len() as f64;
     let var = train_rows
         .iter()

@@ -111,6 +111,7 @@ pub fn classifier_data(spec: &TransformerSpec) -> Result<(Dataset, Dataset, Norm
         let test_set = ts::load_ts(&spec.spec_dir.join(test_path))?;
         let channel = ts::fit_channel_normalization(&train_set);
         let (train_rows, test_rows) = (series_rows(&train_set)?, series_rows(&test_set)?);
+        check_widths(&path, &train_rows)?;
         if train_rows.feature_count != test_rows.feature_count {
             bail!("the train and test series differ in length");
         }
@@ -128,12 +129,25 @@ pub fn classifier_data(spec: &TransformerSpec) -> Result<(Dataset, Dataset, Norm
             header: d.header,
         },
     )?;
+    check_widths(&path, &all)?;
     let (train_set, test_set) = data::split_stratified(&all, d.test_fraction, d.seed);
     if train_set.is_empty() || test_set.is_empty() {
         bail!("the dataset is too small to split into train and test");
     }
     let normalization = global_normalization(&train_set);
     Ok((train_set, test_set, normalization))
+}
+
+/// A classifier's data-given widths against the runtime's limit: the
+/// input row (every token's values) and the classes.
+fn check_widths(path: &Path, rows: &Dataset) -> Result<()> {
+    crate::limits::check_data(
+        path,
+        &[
+            ("input width", rows.feature_count),
+            ("class count", rows.class_count()),
+        ],
+    )
 }
 
 /// `n` evenly spaced rows of `rows` (all if fewer), for calibration.
