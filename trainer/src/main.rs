@@ -3,7 +3,7 @@
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
-use anyhow::{anyhow, Context, Result};
+use anyhow::{anyhow, Result};
 use clap::{Parser, Subcommand};
 use runtime::Model;
 use trainer::export;
@@ -72,7 +72,7 @@ fn print_report(r: &export::Report) {
 }
 
 fn read_blob(path: &Path) -> Result<Vec<u8>> {
-    std::fs::read(path).with_context(|| format!("cannot read model blob {}", path.display()))
+    trainer::io::read(path, "model blob")
 }
 
 fn run(cli: Cli) -> Result<()> {

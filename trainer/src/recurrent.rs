@@ -22,7 +22,7 @@
 use std::path::Path;
 use std::time::Instant;
 
-use anyhow::{anyhow, bail, Context, Result};
+use anyhow::{anyhow, bail, Result};
 use candle_core::{DType, Device, Tensor, Var};
 use candle_nn::{AdamW, Optimizer, ParamsAdamW};
 use rand::seq::SliceRandom;
@@ -34,7 +34,7 @@ use runtime::recurrent::Cell;
 use runtime::{Model, QuantParams, TestVectors};
 
 use crate::data::Normalization;
-use crate::export::{up_to_date_report, Evaluation, Report, CLASSIFIER_FILES};
+use crate::export::{Evaluation, Report, CLASSIFIER_FILES};
 use crate::quantize::{params_for_range, quantize_mlp, QLayer, QuantizedMlp};
 use crate::spec::{LayerSpec, ModelSpec, OptimizerSpec};
 use crate::train::{self, Layer, Mlp};
@@ -955,48 +955,44 @@ pub fn export_sequence_spec(
     reuse: bool,
     progress: bool,
 ) -> Result<Report> {
-    let dir = crate::export::model_dir(out_root, &spec.name);
-    let mut digest = format::CRC32.digest();
-    digest.update(crate::export::fingerprint(spec_path, spec)?.as_bytes());
-    if let Some(test) = &spec.dataset.test_path {
-        let path = spec.spec_dir.join(test);
-        digest
-            .update(&std::fs::read(&path).with_context(|| format!("reading {}", path.display()))?);
-    }
-    let fingerprint = format!("{:08x}", digest.finalize());
-    if reuse {
-        if let Some(old) = up_to_date_report(&dir, &fingerprint, &CLASSIFIER_FILES) {
-            return Ok(old);
-        }
-    }
-    let (train_set, test_set) = load_sequences(spec)?;
-    let normalization = ts::fit_channel_normalization(&train_set);
-    let started = Instant::now();
-    let (model, history) = train_sequence(spec, normalization, &train_set, &test_set, progress)?;
-    let training_seconds = started.elapsed().as_secs_f64();
-    let calibration: Vec<&[f32]> = train_set
-        .series
-        .iter()
-        .take(spec.quantization.calibration_samples.max(1))
-        .map(Vec::as_slice)
-        .collect();
-    let quantized = quantize_sequence(&model, &calibration)?;
-    let f32_model = f32_blob(&model)?;
-    let int8_model = int8_blob(&quantized, &model)?;
-    let f32_eval = evaluate(&f32_model, &test_set)?;
-    let int8_eval = evaluate(&int8_model, &test_set)?;
-    crate::export::finish_classifier_export(
-        spec,
-        &dir,
-        crate::export::Split {
-            class_names: &train_set.class_names,
-            train_samples: train_set.len(),
-            test_samples: test_set.len(),
+    let fingerprint = crate::export::fingerprint(spec_path, &spec.data_files())?;
+    crate::export::write_model(
+        out_root,
+        &spec.name,
+        &fingerprint.clone(),
+        reuse.then_some(&CLASSIFIER_FILES[..]),
+        |dir| {
+            let (train_set, test_set) = load_sequences(spec)?;
+            let normalization = ts::fit_channel_normalization(&train_set);
+            let started = Instant::now();
+            let (model, history) =
+                train_sequence(spec, normalization, &train_set, &test_set, progress)?;
+            let training_seconds = started.elapsed().as_secs_f64();
+            let calibration: Vec<&[f32]> = train_set
+                .series
+                .iter()
+                .take(spec.quantization.calibration_samples.max(1))
+                .map(Vec::as_slice)
+                .collect();
+            let quantized = quantize_sequence(&model, &calibration)?;
+            let f32_model = f32_blob(&model)?;
+            let int8_model = int8_blob(&quantized, &model)?;
+            let f32_eval = evaluate(&f32_model, &test_set)?;
+            let int8_eval = evaluate(&int8_model, &test_set)?;
+            crate::export::finish_classifier_export(
+                spec,
+                dir,
+                crate::export::Split {
+                    class_names: &train_set.class_names,
+                    train_samples: train_set.len(),
+                    test_samples: test_set.len(),
+                },
+                (&f32_model, &f32_eval),
+                (&int8_model, &int8_eval),
+                &history,
+                training_seconds,
+                fingerprint,
+            )
         },
-        (&f32_model, &f32_eval),
-        (&int8_model, &int8_eval),
-        &history,
-        training_seconds,
-        fingerprint,
     )
 }

@@ -600,6 +600,14 @@ impl ModelSpec {
         self.spec_dir.join(&self.dataset.path)
     }
 
+    /// The data files the export depends on: the dataset, and the test
+    /// file when there is one.
+    pub fn data_files(&self) -> Vec<PathBuf> {
+        let mut files = vec![self.dataset_path()];
+        files.extend(self.dataset.test_path.iter().map(|t| self.spec_dir.join(t)));
+        files
+    }
+
     /// How to read the dataset.
     pub fn csv_options(&self) -> CsvOptions {
         CsvOptions {

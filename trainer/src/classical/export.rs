@@ -13,7 +13,7 @@
 use std::path::Path;
 use std::time::Instant;
 
-use anyhow::{anyhow, bail, Context, Result};
+use anyhow::{anyhow, bail, Result};
 use runtime::format::{self, Activation, LayerDef, ModelHeader, Numeric};
 use runtime::{Model, TestVectors};
 use serde_json::json;
@@ -25,7 +25,6 @@ use super::series::{self, Series};
 use super::ClassicalSpec;
 use crate::data::{self, Normalization};
 use crate::export::BlobReport;
-use crate::io::write_atomic;
 use crate::spec::LayerSpec;
 use crate::train::Layer;
 
@@ -236,21 +235,6 @@ pub fn quantile(values: &[f64], q: f64) -> f64 {
     v[i.min(v.len() - 1)]
 }
 
-/// Fingerprint of a classical export: spec, data files, format version, source.
-fn fingerprint(spec_path: &Path, files: &[std::path::PathBuf]) -> Result<String> {
-    let mut digest = format::CRC32.digest();
-    digest.update(
-        &std::fs::read(spec_path).with_context(|| format!("reading {}", spec_path.display()))?,
-    );
-    for f in files {
-        digest
-            .update(&std::fs::read(f).with_context(|| format!("data not found: {}", f.display()))?);
-    }
-    digest.update(&format::FORMAT_VERSION.to_le_bytes());
-    digest.update(env!("TRAINER_SOURCE_FINGERPRINT").as_bytes());
-    Ok(format!("{:08x}", digest.finalize()))
-}
-
 /// A detector fitted on windows of the training series and scored on the test series.
 pub struct Detector {
     /// The blob with its threshold.
@@ -267,46 +251,27 @@ pub fn export_classical(
     reuse: bool,
 ) -> Result<serde_json::Value> {
     let spec = ClassicalSpec::load(spec_path)?;
-    let dir = out_root.join(&spec.name);
-    let files: Vec<std::path::PathBuf> = match (&spec.dataset, &spec.series) {
-        (Some(d), _) => vec![spec.spec_dir.join(&d.path)],
-        (None, Some(s)) => vec![spec.spec_dir.join(&s.train), spec.spec_dir.join(&s.test)],
-        _ => vec![],
-    };
-    let fingerprint = fingerprint(spec_path, &files)?;
-    let report_path = dir.join("report.json");
-    if reuse {
-        if let Some(old) =
-            crate::export::up_to_date_report(&dir, &fingerprint, &["f32.bin", "f32.vectors"])
-        {
-            return Ok(old);
-        }
-    }
-    let started = Instant::now();
-    let (blob, vectors, mut report) = match spec.kind.as_str() {
-        "kmeans" | "hierarchical" => fit_clustering(&spec)?,
-        _ => fit_detector(&spec)?,
-    };
-    let seconds = started.elapsed().as_secs_f64();
-    let obj = report
-        .as_object_mut()
-        .ok_or_else(|| anyhow!("report is not an object"))?;
-    obj.insert("name".into(), json!(spec.name));
-    obj.insert("kind".into(), json!(spec.kind));
-    obj.insert("runs".into(), json!(["f32"]));
-    obj.insert("fingerprint".into(), json!(fingerprint));
-    obj.insert("training_seconds".into(), json!(seconds));
-    write_atomic(&dir.join("f32.bin"), &blob)?;
-    write_atomic(&dir.join("f32.vectors"), &vectors)?;
-    // Stale int8 files from an older export of the same name would mislead xtask.
-    for stale in ["int8.bin", "int8.vectors"] {
-        let _ = std::fs::remove_file(dir.join(stale));
-    }
-    write_atomic(
-        &report_path,
-        serde_json::to_string_pretty(&report)?.as_bytes(),
-    )?;
-    Ok(report)
+    let fingerprint = crate::export::fingerprint(spec_path, &spec.data_files())?;
+    let reuse = reuse.then_some(&["f32.bin", "f32.vectors"][..]);
+    crate::export::write_model(out_root, &spec.name, &fingerprint.clone(), reuse, |dir| {
+        let started = Instant::now();
+        let (blob, vectors, mut report) = match spec.kind.as_str() {
+            "kmeans" | "hierarchical" => fit_clustering(&spec)?,
+            _ => fit_detector(&spec)?,
+        };
+        let seconds = started.elapsed().as_secs_f64();
+        let obj = report
+            .as_object_mut()
+            .ok_or_else(|| anyhow!("report is not an object"))?;
+        obj.insert("name".into(), json!(spec.name));
+        obj.insert("kind".into(), json!(spec.kind));
+        obj.insert("runs".into(), json!(["f32"]));
+        obj.insert("fingerprint".into(), json!(fingerprint));
+        obj.insert("training_seconds".into(), json!(seconds));
+        dir.write("f32.bin", &blob)?;
+        dir.write("f32.vectors", &vectors)?;
+        Ok(report)
+    })
 }
 
 fn fit_clustering(spec: &ClassicalSpec) -> Result<(Vec<u8>, Vec<u8>, serde_json::Value)> {

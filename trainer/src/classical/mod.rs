@@ -33,8 +33,7 @@ use crate::spec::DatasetSpec;
 
 /// The model kind a spec file asks for (`"mlp"` when it has no `kind`).
 pub fn spec_kind(path: &Path) -> Result<String> {
-    let text = std::fs::read_to_string(path)
-        .with_context(|| format!("spec not found: {}", path.display()))?;
+    let text = crate::io::read_text(path, "spec")?;
     let table: toml::Table = text
         .parse()
         .with_context(|| format!("{}: not valid TOML", path.display()))?;
@@ -189,8 +188,7 @@ impl Default for ThresholdSpec {
 impl ClassicalSpec {
     /// Read and check a classical spec.
     pub fn load(path: &Path) -> Result<ClassicalSpec> {
-        let text = std::fs::read_to_string(path)
-            .with_context(|| format!("spec not found: {}", path.display()))?;
+        let text = crate::io::read_text(path, "spec")?;
         let mut spec: ClassicalSpec = toml::from_str(&text)
             .map_err(|e| anyhow::anyhow!("{}: {}", path.display(), e.message()))?;
         spec.spec_dir = path
@@ -323,6 +321,17 @@ impl ClassicalSpec {
             }
         }
         Ok(())
+    }
+}
+
+impl ClassicalSpec {
+    /// The data files the export depends on.
+    pub fn data_files(&self) -> Vec<PathBuf> {
+        match (&self.dataset, &self.series) {
+            (Some(d), _) => vec![self.spec_dir.join(&d.path)],
+            (None, Some(s)) => vec![self.spec_dir.join(&s.train), self.spec_dir.join(&s.test)],
+            _ => vec![],
+        }
     }
 }
 

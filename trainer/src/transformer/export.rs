@@ -13,17 +13,17 @@
 //! holds the error figures and the anomaly rank of both blobs, and
 //! `errors.csv` the per-step errors and `errors.png` the series with the int8 error under it.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::time::Instant;
 
-use anyhow::{anyhow, bail, Context, Result};
+use anyhow::{anyhow, bail, Result};
 use runtime::{Model, Numeric, TestVectors};
 use serde_json::json;
 
 use crate::classical::series::{anomaly_rank, Series};
 use crate::data::{self, Dataset, Normalization};
 use crate::export::{self, Split, CLASSIFIER_FILES};
-use crate::io::write_atomic;
+use crate::io::ExportDir;
 use crate::recurrent::Buffers;
 use crate::transformer::blob::{f32_blob, f32_bytes, i8_bytes};
 use crate::transformer::model::{Config, Transformer};
@@ -31,24 +31,6 @@ use crate::transformer::quantize::{int8_blob, quantize};
 use crate::transformer::spec::TransformerSpec;
 use crate::transformer::train::{train, Examples, Schedule, Targets};
 use crate::ts;
-
-/// Identifies what an export was made from: spec text, data files, format
-/// version, trainer and runtime source.
-fn fingerprint(spec_path: &Path, spec: &TransformerSpec) -> Result<String> {
-    let mut digest = runtime::format::CRC32.digest();
-    digest.update(
-        &std::fs::read(spec_path).with_context(|| format!("reading {}", spec_path.display()))?,
-    );
-    for file in spec.data_files() {
-        digest.update(
-            &std::fs::read(&file)
-                .with_context(|| format!("dataset not found: {}", file.display()))?,
-        );
-    }
-    digest.update(&runtime::format::FORMAT_VERSION.to_le_bytes());
-    digest.update(env!("TRAINER_SOURCE_FINGERPRINT").as_bytes());
-    Ok(format!("{:08x}", digest.finalize()))
-}
 
 fn schedule(spec: &TransformerSpec) -> Schedule {
     Schedule {
@@ -167,7 +149,7 @@ fn spread_rows(rows: &[f32], width: usize, n: usize) -> Vec<f32> {
 /// Train, quantize, evaluate and write a classifier.
 fn export_classifier(
     spec: &TransformerSpec,
-    dir: &Path,
+    dir: &ExportDir,
     fingerprint: String,
     progress: bool,
 ) -> Result<serde_json::Value> {
@@ -399,7 +381,7 @@ fn stream_figures(
 /// Train, quantize, run and write a causal forecaster.
 fn export_forecaster(
     spec: &TransformerSpec,
-    dir: &Path,
+    dir: &ExportDir,
     fingerprint: String,
     progress: bool,
 ) -> Result<serde_json::Value> {
@@ -521,47 +503,43 @@ fn export_forecaster(
         "f32": export::blob_report(&f32_model, 0.0)?,
         "int8": export::blob_report(&int8_model, 0.0)?,
     });
-    write_atomic(&dir.join("f32.bin"), &f32_model)?;
-    write_atomic(&dir.join("int8.bin"), &int8_model)?;
-    write_atomic(&dir.join("f32.vectors"), &f32_run.vectors)?;
-    write_atomic(&dir.join("int8.vectors"), &int8_run.vectors)?;
-    write_atomic(&dir.join("errors.csv"), csv.as_bytes())?;
-    if let Err(e) = crate::plot::loss_and_metric_curve(
-        &dir.join("loss.png"),
-        &spec.name,
-        &history.train_loss,
-        &history.test_accuracy,
-        "test R² (x100)",
-    ) {
-        eprintln!("warning: plot skipped: {e:#}");
-    }
+    dir.write("f32.bin", &f32_model)?;
+    dir.write("int8.bin", &int8_model)?;
+    dir.write("f32.vectors", &f32_run.vectors)?;
+    dir.write("int8.vectors", &int8_run.vectors)?;
+    dir.write("errors.csv", csv.as_bytes())?;
+    export::plot(dir, "loss.png", |path| {
+        crate::plot::loss_and_metric_curve(
+            path,
+            &spec.name,
+            &history.train_loss,
+            &history.test_accuracy,
+            "test R² (x100)",
+        )
+    });
     let points: Vec<usize> = (0..f32_errors.len())
         .map(|i| offset + first_scored + i)
         .collect();
-    if let Err(e) = crate::plot::series_scores(
-        &dir.join("errors.png"),
-        &format!(
-            "{}: next-value error (int8, runtime), labelled anomaly shaded",
-            spec.name
-        ),
-        &points,
-        &points
-            .iter()
-            .map(|&p| test_series.values[p])
-            .collect::<Vec<_>>(),
-        &int8_errors,
-        &points
-            .iter()
-            .map(|&p| test_series.anomalous[p])
-            .collect::<Vec<_>>(),
-        "|prediction - value|",
-    ) {
-        eprintln!("warning: plot skipped: {e:#}");
-    }
-    write_atomic(
-        &dir.join("report.json"),
-        serde_json::to_string_pretty(&report)?.as_bytes(),
-    )?;
+    export::plot(dir, "errors.png", |path| {
+        crate::plot::series_scores(
+            path,
+            &format!(
+                "{}: next-value error (int8, runtime), labelled anomaly shaded",
+                spec.name
+            ),
+            &points,
+            &points
+                .iter()
+                .map(|&p| test_series.values[p])
+                .collect::<Vec<_>>(),
+            &int8_errors,
+            &points
+                .iter()
+                .map(|&p| test_series.anomalous[p])
+                .collect::<Vec<_>>(),
+            "|prediction - value|",
+        )
+    });
     Ok(report)
 }
 
@@ -575,31 +553,36 @@ pub fn export_spec(
     progress: bool,
 ) -> Result<serde_json::Value> {
     let spec = TransformerSpec::load(spec_path)?;
-    let dir: PathBuf = export::model_dir(out_root, &spec.name);
-    let fingerprint = fingerprint(spec_path, &spec)?;
+    let fingerprint = export::fingerprint(spec_path, &spec.data_files())?;
     let forecaster = spec.series.is_some();
-    if reuse {
-        let files: &[&str] = if forecaster {
-            &[
-                "f32.bin",
-                "int8.bin",
-                "f32.vectors",
-                "int8.vectors",
-                "errors.csv",
-            ]
-        } else {
-            &CLASSIFIER_FILES
-        };
-        if let Some(old) = export::up_to_date_report(&dir, &fingerprint, files) {
-            return Ok(old);
-        }
-    }
-    if forecaster {
-        export_forecaster(&spec, &dir, fingerprint, progress)
+    let files: &[&str] = if forecaster {
+        &FORECASTER_FILES
     } else {
-        export_classifier(&spec, &dir, fingerprint, progress)
-    }
+        &CLASSIFIER_FILES
+    };
+    export::write_model(
+        out_root,
+        &spec.name,
+        &fingerprint.clone(),
+        reuse.then_some(files),
+        |dir| {
+            if forecaster {
+                export_forecaster(&spec, dir, fingerprint, progress)
+            } else {
+                export_classifier(&spec, dir, fingerprint, progress)
+            }
+        },
+    )
 }
+
+/// The files of a forecaster export besides its report.
+const FORECASTER_FILES: [&str; 5] = [
+    "f32.bin",
+    "int8.bin",
+    "f32.vectors",
+    "int8.vectors",
+    "errors.csv",
+];
 
 /// One line summarising a transformer report.
 pub fn summary(r: &serde_json::Value) -> String {

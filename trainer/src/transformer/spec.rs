@@ -46,7 +46,7 @@
 
 use std::path::{Path, PathBuf};
 
-use anyhow::{anyhow, Context, Result};
+use anyhow::{anyhow, Result};
 use serde::Deserialize;
 
 use crate::limits;
@@ -171,8 +171,7 @@ pub fn layer_count(t: &TransformerSection) -> usize {
 impl TransformerSpec {
     /// Read and validate a spec file.
     pub fn load(path: &Path) -> Result<TransformerSpec> {
-        let text = std::fs::read_to_string(path)
-            .with_context(|| format!("spec not found: {}", path.display()))?;
+        let text = crate::io::read_text(path, "spec")?;
         Self::parse(&text, path)
     }
 
