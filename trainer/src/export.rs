@@ -312,6 +312,22 @@ pub struct Report {
     pub fingerprint: String,
 }
 
+/// One line summarising a classifier report.
+pub fn summary(r: &Report) -> String {
+    format!(
+        "{}: f32 {:.2}%  int8 {:.2}%  (test {} rows, train {} rows)  blobs {} B f32 / {} B int8, arena {} B f32 / {} B int8",
+        r.name,
+        100.0 * r.f32_accuracy,
+        100.0 * r.int8_accuracy,
+        r.test_samples,
+        r.train_samples,
+        r.f32.blob_bytes,
+        r.int8.blob_bytes,
+        r.f32.arena_bytes,
+        r.int8.arena_bytes
+    )
+}
+
 /// Size and cost figures of a blob, with its test accuracy.
 pub fn blob_report(blob: &[u8], accuracy: f64) -> Result<BlobReport> {
     let model = Model::from_bytes(blob).map_err(|e| anyhow!("{e}"))?;

@@ -8,6 +8,7 @@
 pub mod classical;
 pub mod data;
 pub mod export;
+pub mod family;
 pub mod io;
 pub mod limits;
 pub mod plot;

@@ -6,7 +6,7 @@ use std::process::ExitCode;
 use anyhow::{anyhow, Result};
 use clap::{Parser, Subcommand};
 use runtime::Model;
-use trainer::export;
+use trainer::family::{self, BlobEval};
 
 #[derive(Parser)]
 #[command(
@@ -56,21 +56,6 @@ enum Command {
     },
 }
 
-fn print_report(r: &export::Report) {
-    println!(
-        "{}: f32 {:.2}%  int8 {:.2}%  (test {} rows, train {} rows)  blobs {} B f32 / {} B int8, arena {} B f32 / {} B int8",
-        r.name,
-        100.0 * r.f32_accuracy,
-        100.0 * r.int8_accuracy,
-        r.test_samples,
-        r.train_samples,
-        r.f32.blob_bytes,
-        r.int8.blob_bytes,
-        r.f32.arena_bytes,
-        r.int8.arena_bytes
-    );
-}
-
 fn read_blob(path: &Path) -> Result<Vec<u8>> {
     trainer::io::read(path, "model blob")
 }
@@ -79,49 +64,47 @@ fn run(cli: Cli) -> Result<()> {
     match cli.command {
         Command::Train { specs, out } => {
             for spec in specs {
-                if trainer::classical::spec_kind(&spec)? == "transformer" {
-                    let r = trainer::transformer::export_spec(&spec, &out, false, true)?;
-                    println!("{}", trainer::transformer::summary(&r));
-                    continue;
-                }
-                if trainer::classical::spec_kind(&spec)? != "mlp" {
-                    let r = trainer::classical::export_spec(&spec, &out, false)?;
-                    println!("{}", trainer::classical::summary(&r));
-                    continue;
-                }
-                print_report(&export::export_spec(&spec, &out, false, true)?);
+                println!("{}", family::export(&spec, &out, false)?);
             }
         }
         Command::Export { specs, out, force } => {
             for spec in specs {
-                if trainer::classical::spec_kind(&spec)? == "transformer" {
-                    let r = trainer::transformer::export_spec(&spec, &out, !force, true)?;
-                    println!("{}", trainer::transformer::summary(&r));
-                    continue;
-                }
-                if trainer::classical::spec_kind(&spec)? != "mlp" {
-                    let r = trainer::classical::export_spec(&spec, &out, !force)?;
-                    println!("{}", trainer::classical::summary(&r));
-                    continue;
-                }
-                print_report(&export::export_spec(&spec, &out, !force, true)?);
+                println!("{}", family::export(&spec, &out, !force)?);
             }
         }
         Command::Eval { blob, spec } => {
             let bytes = read_blob(&blob)?;
-            let spec = trainer::spec::load_spec(&spec)?;
-            let (_, test) = export::load_split(&spec)?;
-            let eval = export::evaluate(&bytes, &test)?;
-            println!(
-                "{}: accuracy {:.2}% on {} test rows",
-                blob.display(),
-                100.0 * eval.accuracy,
-                test.len()
-            );
-            println!("confusion (rows = true class, columns = predicted):");
-            for (name, row) in test.class_names.iter().zip(&eval.confusion) {
-                let cells: Vec<String> = row.iter().map(|c| format!("{c:4}")).collect();
-                println!("  {name:>12} {}", cells.join(""));
+            let b = blob.display();
+            let rank = |r: Option<usize>| r.map_or("none".to_string(), |r| r.to_string());
+            match family::evaluate(&spec, &bytes)? {
+                BlobEval::Accuracy {
+                    accuracy,
+                    rows,
+                    class_names,
+                    confusion,
+                } => {
+                    println!("{b}: accuracy {:.2}% on {rows} test rows", 100.0 * accuracy);
+                    println!("confusion (rows = true class, columns = predicted):");
+                    for (name, row) in class_names.iter().zip(&confusion) {
+                        let cells: Vec<String> = row.iter().map(|c| format!("{c:4}")).collect();
+                        println!("  {name:>12} {}", cells.join(""));
+                    }
+                }
+                BlobEval::Purity { purity, rows } => {
+                    println!("{b}: purity {:.2}% on {rows} test rows", 100.0 * purity);
+                }
+                BlobEval::AnomalyRank { rank: r, windows } => println!(
+                    "{b}: anomaly rank {} among the score peaks over {windows} test windows",
+                    rank(r)
+                ),
+                BlobEval::Forecast {
+                    rank: r,
+                    mean_abs_error,
+                    points,
+                } => println!(
+                    "{b}: anomaly rank {} among the error peaks, mean abs error {mean_abs_error:.4} over {points} points",
+                    rank(r)
+                ),
             }
         }
         Command::Inspect { blob } => {

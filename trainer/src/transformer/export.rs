@@ -378,6 +378,76 @@ fn stream_figures(
     (errors, figures)
 }
 
+/// A forecaster's data: both series, the labelled anomaly, the bin
+/// normalization, and where the test stream starts.
+pub struct ForecastData {
+    /// The normal training series.
+    pub train: Series,
+    /// The test series (it may begin with the training part).
+    pub test: Series,
+    /// First and last labelled anomalous point of the test series.
+    pub anomaly: (usize, usize),
+    /// Raw value to bin coordinate, fitted on the training series.
+    pub normalization: Normalization,
+    /// Context of the model.
+    pub tokens: usize,
+    /// Test-series index where the stream starts: `tokens` points before the
+    /// end of the training part, so the first scored prediction already has
+    /// a full context.
+    pub offset: usize,
+}
+
+impl ForecastData {
+    /// Load a forecaster spec's series.
+    pub fn load(spec: &TransformerSpec) -> Result<ForecastData> {
+        let s = spec.series.as_ref().ok_or_else(|| anyhow!("no [series]"))?;
+        let train = Series::load(&spec.spec_dir.join(&s.train))?;
+        let test = Series::load(&spec.spec_dir.join(&s.test))?;
+        let Some(anomaly) = test.anomaly_range() else {
+            bail!("the test series has no labelled anomaly");
+        };
+        let t = &spec.transformer;
+        let (tokens, vocab) = (t.tokens, t.vocab.unwrap_or(2));
+        let train_len = train.values.len();
+        if train_len <= 2 * tokens || test.values.len() <= train_len + 1 {
+            bail!("the series are too short for {tokens} tokens");
+        }
+        let normalization = bin_normalization(&train.values, vocab, tokens);
+        Ok(ForecastData {
+            train,
+            test,
+            anomaly,
+            normalization,
+            tokens,
+            offset: train_len - tokens,
+        })
+    }
+
+    /// The values run through the key/value cache.
+    pub fn stream(&self) -> &[f32] {
+        &self.test.values[self.offset..]
+    }
+}
+
+/// A causal blob run over the test stream: the run, each scored point's
+/// absolute error (raw units) and the figures of the report (and `eval`).
+pub fn run_forecast(
+    blob: &[u8],
+    data: &ForecastData,
+) -> Result<(StreamRun, Vec<f32>, serde_json::Value)> {
+    let run = run_stream(blob, data.stream(), 1)?;
+    let (errors, figures) = stream_figures(
+        &run,
+        data.stream(),
+        data.tokens, // stream index of the first test-part point
+        data.offset,
+        &data.normalization,
+        data.tokens,
+        data.anomaly,
+    );
+    Ok((run, errors, figures))
+}
+
 /// Train, quantize, run and write a causal forecaster.
 fn export_forecaster(
     spec: &TransformerSpec,
@@ -386,26 +456,20 @@ fn export_forecaster(
     progress: bool,
 ) -> Result<serde_json::Value> {
     let s = spec.series.as_ref().ok_or_else(|| anyhow!("no [series]"))?;
-    let train_series = Series::load(&spec.spec_dir.join(&s.train))?;
-    let test_series = Series::load(&spec.spec_dir.join(&s.test))?;
-    let Some(anomaly) = test_series.anomaly_range() else {
-        bail!("the test series has no labelled anomaly");
-    };
+    let data = ForecastData::load(spec)?;
+    let (train_series, test_series) = (&data.train, &data.test);
+    let (anomaly, normalization) = (data.anomaly, &data.normalization);
     let t = &spec.transformer;
-    let (tokens, vocab) = (t.tokens, t.vocab.unwrap_or(2));
+    let tokens = t.tokens;
     let train_len = train_series.values.len();
-    if train_len <= 2 * tokens || test_series.values.len() <= train_len + 1 {
-        bail!("the series are too short for {tokens} tokens");
-    }
-    let normalization = bin_normalization(&train_series.values, vocab, tokens);
     let (inputs, targets) =
-        forecast_windows(&train_series.values, tokens, s.train_stride, &normalization);
+        forecast_windows(&train_series.values, tokens, s.train_stride, normalization);
     // Watched only: non-overlapping windows of the test part.
     let (test_inputs, test_targets) = forecast_windows(
         &test_series.values[train_len..],
         tokens,
         tokens,
-        &normalization,
+        normalization,
     );
     let config = Config::new(t, tokens, 1)?;
     let mut init = Transformer::init(config, normalization.clone(), spec.training.seed);
@@ -430,31 +494,10 @@ fn export_forecaster(
     let f32_model = f32_blob(&model)?;
     let int8_model = int8_blob(&model, &quantized)?;
 
-    // The stream starts `tokens` points before the test part so the first
-    // scored prediction already has a full context.
-    let offset = train_len - tokens;
-    let stream = &test_series.values[offset..];
-    let f32_run = run_stream(&f32_model, stream, 1)?;
-    let int8_run = run_stream(&int8_model, stream, 1)?;
-    let first_scored = tokens; // stream index of the first test-part point
-    let (f32_errors, f32_figures) = stream_figures(
-        &f32_run,
-        stream,
-        first_scored,
-        offset,
-        &normalization,
-        tokens,
-        anomaly,
-    );
-    let (int8_errors, int8_figures) = stream_figures(
-        &int8_run,
-        stream,
-        first_scored,
-        offset,
-        &normalization,
-        tokens,
-        anomaly,
-    );
+    let (offset, stream) = (data.offset, data.stream());
+    let first_scored = tokens;
+    let (f32_run, f32_errors, f32_figures) = run_forecast(&f32_model, &data)?;
+    let (int8_run, int8_errors, int8_figures) = run_forecast(&int8_model, &data)?;
 
     // Trainer vs runtime: once the cache is full, step t's output is the
     // last row of the full forward pass over the window ending at t.
