@@ -3,7 +3,9 @@
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
-use anyhow::{anyhow, Result};
+use std::io::Write;
+
+use anyhow::{anyhow, Context, Result};
 use clap::{Parser, Subcommand};
 use runtime::Model;
 use trainer::family::{self, BlobEval};
@@ -60,16 +62,25 @@ fn read_blob(path: &Path) -> Result<Vec<u8>> {
     trainer::io::read(path, "model blob")
 }
 
-fn run(cli: Cli) -> Result<()> {
+/// `writeln!` to the command's output. Rust ignores SIGPIPE, so a reader
+/// that went away (`| head -1`) is an error here, reported as one line
+/// instead of `println!`'s panic.
+macro_rules! say {
+    ($out:expr, $($arg:tt)*) => {
+        writeln!($out, $($arg)*).context("cannot write to standard output")?
+    };
+}
+
+fn run(cli: Cli, stdout: &mut impl Write) -> Result<()> {
     match cli.command {
         Command::Train { specs, out } => {
             for spec in specs {
-                println!("{}", family::export(&spec, &out, false)?);
+                say!(stdout, "{}", family::export(&spec, &out, false)?);
             }
         }
         Command::Export { specs, out, force } => {
             for spec in specs {
-                println!("{}", family::export(&spec, &out, !force)?);
+                say!(stdout, "{}", family::export(&spec, &out, !force)?);
             }
         }
         Command::Eval { blob, spec } => {
@@ -83,17 +94,18 @@ fn run(cli: Cli) -> Result<()> {
                     class_names,
                     confusion,
                 } => {
-                    println!("{b}: accuracy {:.2}% on {rows} test rows", 100.0 * accuracy);
-                    println!("confusion (rows = true class, columns = predicted):");
+                    say!(stdout, "{b}: accuracy {:.2}% on {rows} test rows", 100.0 * accuracy);
+                    say!(stdout, "confusion (rows = true class, columns = predicted):");
                     for (name, row) in class_names.iter().zip(&confusion) {
                         let cells: Vec<String> = row.iter().map(|c| format!("{c:4}")).collect();
-                        println!("  {name:>12} {}", cells.join(""));
+                        say!(stdout, "  {name:>12} {}", cells.join(""));
                     }
                 }
                 BlobEval::Purity { purity, rows } => {
-                    println!("{b}: purity {:.2}% on {rows} test rows", 100.0 * purity);
+                    say!(stdout, "{b}: purity {:.2}% on {rows} test rows", 100.0 * purity);
                 }
-                BlobEval::AnomalyRank { rank: r, windows } => println!(
+                BlobEval::AnomalyRank { rank: r, windows } => say!(
+                stdout,
                     "{b}: anomaly rank {} among the score peaks over {windows} test windows",
                     rank(r)
                 ),
@@ -101,7 +113,8 @@ fn run(cli: Cli) -> Result<()> {
                     rank: r,
                     mean_abs_error,
                     points,
-                } => println!(
+                } => say!(
+                stdout,
                     "{b}: anomaly rank {} among the error peaks, mean abs error {mean_abs_error:.4} over {points} points",
                     rank(r)
                 ),
@@ -112,7 +125,8 @@ fn run(cli: Cli) -> Result<()> {
             let model =
                 Model::from_bytes(&bytes).map_err(|e| anyhow!("{}: {e}", blob.display()))?;
             let stats = model.stats();
-            println!(
+            say!(
+                stdout,
                 "{}: {:?} model, {} inputs -> {} outputs",
                 blob.display(),
                 model.numeric(),
@@ -120,19 +134,19 @@ fn run(cli: Cli) -> Result<()> {
                 model.output_len()
             );
             for (i, layer) in model.layers().enumerate() {
-                println!("  {i:2}  {:<14} -> {}", layer.kind, layer.width);
+                say!(stdout, "  {i:2}  {:<14} -> {}", layer.kind, layer.width);
             }
-            println!("parameters  {}", stats.parameters);
-            println!("MACs        {}", stats.macs);
-            println!("flash bytes {} (blob)", bytes.len());
-            println!("arena bytes {}", model.arena_bytes());
+            say!(stdout, "parameters  {}", stats.parameters);
+            say!(stdout, "MACs        {}", stats.macs);
+            say!(stdout, "flash bytes {} (blob)", bytes.len());
+            say!(stdout, "arena bytes {}", model.arena_bytes());
         }
     }
-    Ok(())
+    stdout.flush().context("cannot write to standard output")
 }
 
 fn main() -> ExitCode {
-    match run(Cli::parse()) {
+    match run(Cli::parse(), &mut std::io::stdout().lock()) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("error: {e:#}");

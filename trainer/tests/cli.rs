@@ -259,3 +259,26 @@ fn unreadable_dataset_is_named() {
         "{line:?}: the dataset exists, it cannot be read"
     );
 }
+
+#[test]
+fn closed_stdout_is_an_error_line_not_a_panic() {
+    let dir = tempfile::tempdir().unwrap();
+    let o = train_to(dir.path(), "exported");
+    assert_eq!(o.code, Some(0), "{}", o.stderr);
+    // A reader that has gone away, like `trainer inspect ... | head -1` after one line.
+    let (reader, writer) = std::io::pipe().unwrap();
+    drop(reader);
+    let out = Command::new(env!("CARGO_BIN_EXE_trainer"))
+        .args(["inspect", "exported/t/int8.bin"])
+        .current_dir(dir.path())
+        .stdout(writer)
+        .stderr(std::process::Stdio::piped())
+        .output()
+        .unwrap();
+    let o = Outcome {
+        code: out.status.code(),
+        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+    };
+    let line = error_line(&o);
+    assert!(line.contains("standard output"), "{line:?}");
+}
