@@ -147,6 +147,11 @@ pool = "mean"
         ));
         let rows = rows.unwrap_or(report["test_samples"].as_u64().unwrap() as usize);
         check_accuracy(dir.path(), &report, rows);
+        // Written from the classifier `Report` itself, like the other
+        // classifiers' (f32 losses as f32, not widened through a JSON value).
+        let text = std::fs::read_to_string(dir.path().join("out/m/report.json")).unwrap();
+        let typed: trainer::export::Report = serde_json::from_str(&text).unwrap();
+        assert_eq!(serde_json::to_string_pretty(&typed).unwrap(), text);
     }
 }
 

@@ -22,7 +22,7 @@ use serde_json::json;
 
 use crate::classical::series::{anomaly_rank, Series};
 use crate::data::{self, Dataset, Normalization};
-use crate::export::{self, Split, CLASSIFIER_FILES};
+use crate::export::{self, Report, Split, CLASSIFIER_FILES};
 use crate::io::ExportDir;
 use crate::recurrent::Buffers;
 use crate::transformer::blob::{f32_blob, f32_bytes, i8_bytes};
@@ -152,7 +152,7 @@ fn export_classifier(
     dir: &ExportDir,
     fingerprint: String,
     progress: bool,
-) -> Result<serde_json::Value> {
+) -> Result<Report> {
     let (train_set, test_set, normalization) = classifier_data(spec)?;
     let config = Config::new(
         &spec.transformer,
@@ -185,7 +185,7 @@ fn export_classifier(
     let int8_model = int8_blob(&model, &quantized)?;
     let f32_eval = export::evaluate(&f32_model, &test_set)?;
     let int8_eval = export::evaluate(&int8_model, &test_set)?;
-    let report = export::finish_classifier_export(
+    export::finish_classifier_export(
         &crate::spec::ModelSpec {
             name: spec.name.clone(),
             dataset: spec
@@ -208,8 +208,7 @@ fn export_classifier(
         &history,
         training_seconds,
         fingerprint,
-    )?;
-    Ok(serde_json::to_value(report)?)
+    )
 }
 
 /// The forecaster's normalization: a raw value to its bin coordinate, the
@@ -597,25 +596,20 @@ pub fn export_spec(
 ) -> Result<serde_json::Value> {
     let spec = TransformerSpec::load(spec_path)?;
     let fingerprint = export::fingerprint(spec_path, &spec.data_files())?;
-    let forecaster = spec.series.is_some();
-    let files: &[&str] = if forecaster {
-        &FORECASTER_FILES
+    let name = &spec.name;
+    if spec.series.is_some() {
+        let reuse = reuse.then_some(&FORECASTER_FILES[..]);
+        export::write_model(out_root, name, &fingerprint.clone(), reuse, |dir| {
+            export_forecaster(&spec, dir, fingerprint, progress)
+        })
     } else {
-        &CLASSIFIER_FILES
-    };
-    export::write_model(
-        out_root,
-        &spec.name,
-        &fingerprint.clone(),
-        reuse.then_some(files),
-        |dir| {
-            if forecaster {
-                export_forecaster(&spec, dir, fingerprint, progress)
-            } else {
-                export_classifier(&spec, dir, fingerprint, progress)
-            }
-        },
-    )
+        // The report is written from `Report` itself, as for every classifier.
+        let reuse = reuse.then_some(&CLASSIFIER_FILES[..]);
+        let report = export::write_model(out_root, name, &fingerprint.clone(), reuse, |dir| {
+            export_classifier(&spec, dir, fingerprint, progress)
+        })?;
+        Ok(serde_json::to_value(report)?)
+    }
 }
 
 /// The files of a forecaster export besides its report.
