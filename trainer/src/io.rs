@@ -147,7 +147,8 @@ impl ExportDir {
         let root = self.staging.parent().unwrap_or(Path::new("."));
         let replaced = swap_in(&self.staging, &self.target, &self.aside)?;
         self.committed = true;
-        sync(root)?;
+        // Persists the swap; the old export is removed even if this fails.
+        let synced = sync(root);
         test_pause();
         if let Some(old) = replaced {
             // A failure here leaves a stale folder that `recover` removes.
@@ -158,7 +159,7 @@ impl ExportDir {
                 );
             }
         }
-        Ok(())
+        synced
     }
 }
 
