@@ -1,7 +1,8 @@
 //! Turning trained models into blobs, test vectors and reports, and
 //! evaluating every blob with the runtime itself.
 //!
-//! Files written per model, into `<out>/<name>/`, each atomically:
+//! Files written per model, into `<out>/<name>/`, as one folder that
+//! replaces the previous export whole ([`write_model`], [`crate::io::ExportDir`]):
 //! `f32.bin`, `int8.bin` (model blobs), `f32.vectors`, `int8.vectors` (test
 //! inputs with the host runtime's outputs and the labels, see
 //! [`runtime::TestVectors`]), `report.json`, and the plots `loss.png`,
@@ -10,13 +11,14 @@
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
-use anyhow::{anyhow, Context, Result};
+use anyhow::{anyhow, Result};
 use runtime::format::{self, Activation, LayerDef, ModelHeader, Numeric};
 use runtime::{Model, TestVectors};
+use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 
 use crate::data::{self, Dataset};
-use crate::io::write_atomic;
+use crate::io::{self, ExportDir};
 use crate::plot;
 use crate::quantize::{quantize_mlp, QLayer, QuantizedMlp};
 use crate::spec::{self, LayerSpec, ModelSpec};
@@ -310,6 +312,22 @@ pub struct Report {
     pub fingerprint: String,
 }
 
+/// One line summarising a classifier report.
+pub fn summary(r: &Report) -> String {
+    format!(
+        "{}: f32 {:.2}%  int8 {:.2}%  (test {} rows, train {} rows)  blobs {} B f32 / {} B int8, arena {} B f32 / {} B int8",
+        r.name,
+        100.0 * r.f32_accuracy,
+        100.0 * r.int8_accuracy,
+        r.test_samples,
+        r.train_samples,
+        r.f32.blob_bytes,
+        r.int8.blob_bytes,
+        r.f32.arena_bytes,
+        r.int8.arena_bytes
+    )
+}
+
 /// Size and cost figures of a blob, with its test accuracy.
 pub fn blob_report(blob: &[u8], accuracy: f64) -> Result<BlobReport> {
     let model = Model::from_bytes(blob).map_err(|e| anyhow!("{e}"))?;
@@ -333,46 +351,73 @@ pub struct Plots<'a> {
     pub class_names: &'a [String],
 }
 
-/// Write an export's files into `dir`: both blobs and both test-vector
-/// files, the plots (a plot that cannot be drawn is a warning, not an
-/// error), and the report last, since its presence marks a complete export.
-/// Every file is written atomically.
+/// Export one model into `out_root/<name>/`, all or nothing: the one path
+/// every family's export takes. First undo what a killed export left
+/// ([`io::recover`]); with `reuse` (the files a complete export has), keep an
+/// export whose report carries `fingerprint`; otherwise `build` trains and
+/// writes the files into a staging [`ExportDir`], this writes the report it
+/// returns last, and the folder is swapped into place.
+pub fn write_model<R: Serialize + DeserializeOwned>(
+    out_root: &Path,
+    name: &str,
+    fingerprint: &str,
+    reuse: Option<&[&str]>,
+    build: impl FnOnce(&ExportDir) -> Result<R>,
+) -> Result<R> {
+    io::recover(out_root, name)?;
+    if let Some(files) = reuse {
+        if let Some(old) = up_to_date_report(&model_dir(out_root, name), fingerprint, files) {
+            return Ok(old);
+        }
+    }
+    let dir = ExportDir::create(out_root, name)?;
+    let report = build(&dir)?;
+    dir.write(
+        "report.json",
+        serde_json::to_string_pretty(&report)?.as_bytes(),
+    )?;
+    dir.commit()?;
+    Ok(report)
+}
+
+/// Draw `file` of an export with `draw`; a plot that cannot be drawn is a
+/// warning, not an error.
+pub fn plot(dir: &ExportDir, file: &str, draw: impl FnOnce(&Path) -> Result<()>) {
+    if let Err(e) = dir.render(file, draw) {
+        eprintln!("warning: plot skipped: {e:#}");
+    }
+}
+
+/// Write a classifier export's files into `dir`: both blobs, both
+/// test-vector files and the plots (the report is written by [`write_model`]).
 pub fn write_export(
-    dir: &Path,
+    dir: &ExportDir,
     (f32_blob, f32_eval): (&[u8], &Evaluation),
     (int8_blob, int8_eval): (&[u8], &Evaluation),
     plots: Option<Plots<'_>>,
-    report: &impl Serialize,
 ) -> Result<()> {
-    write_atomic(&dir.join("f32.bin"), f32_blob)?;
-    write_atomic(&dir.join("int8.bin"), int8_blob)?;
-    write_atomic(&dir.join("f32.vectors"), &f32_eval.vectors)?;
-    write_atomic(&dir.join("int8.vectors"), &int8_eval.vectors)?;
+    dir.write("f32.bin", f32_blob)?;
+    dir.write("int8.bin", int8_blob)?;
+    dir.write("f32.vectors", &f32_eval.vectors)?;
+    dir.write("int8.vectors", &int8_eval.vectors)?;
     if let Some(p) = plots {
-        let results = [
+        plot(dir, "loss.png", |path| {
             plot::loss_curve(
-                &dir.join("loss.png"),
+                path,
                 p.title,
                 &p.history.train_loss,
                 &p.history.test_accuracy,
-            ),
+            )
+        });
+        plot(dir, "confusion.png", |path| {
             plot::confusion_matrix(
-                &dir.join("confusion.png"),
+                path,
                 &format!("{} int8, test split", p.title),
                 p.class_names,
                 &int8_eval.confusion,
-            ),
-        ];
-        for result in results {
-            if let Err(e) = result {
-                eprintln!("warning: plot skipped: {e:#}");
-            }
-        }
+            )
+        });
     }
-    write_atomic(
-        &dir.join("report.json"),
-        serde_json::to_string_pretty(report)?.as_bytes(),
-    )?;
     Ok(())
 }
 
@@ -386,12 +431,13 @@ pub struct Split<'a> {
     pub test_samples: usize,
 }
 
-/// The last step of every classifier export (MLP and recurrent): build the
-/// report from both evaluated blobs and write everything with [`write_export`].
+/// The last step of every classifier export (MLP, recurrent, transformer):
+/// build the report from both evaluated blobs and write the files with
+/// [`write_export`]; returns the report for [`write_model`] to write.
 #[allow(clippy::too_many_arguments)]
 pub fn finish_classifier_export(
     spec: &ModelSpec,
-    dir: &Path,
+    dir: &ExportDir,
     split: Split<'_>,
     (f32_model, f32_eval): (&[u8], &Evaluation),
     (int8_model, int8_eval): (&[u8], &Evaluation),
@@ -422,7 +468,6 @@ pub fn finish_classifier_export(
             history,
             class_names: split.class_names,
         }),
-        &report,
     )?;
     Ok(report)
 }
@@ -448,18 +493,15 @@ pub fn up_to_date_report<R: serde::de::DeserializeOwned>(
 /// The files of a classifier export besides its report.
 pub const CLASSIFIER_FILES: [&str; 4] = ["f32.bin", "int8.bin", "f32.vectors", "int8.vectors"];
 
-/// Identifies what an export was made from: the spec, the dataset bytes, the
+/// Identifies what an export was made from: the spec, its data files, the
 /// format version and the trainer's and runtime's source (see `build.rs`).
-pub fn fingerprint(spec_path: &Path, spec: &ModelSpec) -> Result<String> {
+/// Every family's fingerprint.
+pub fn fingerprint(spec_path: &Path, data_files: &[PathBuf]) -> Result<String> {
     let mut digest = runtime::format::CRC32.digest();
-    digest.update(
-        &std::fs::read(spec_path).with_context(|| format!("reading {}", spec_path.display()))?,
-    );
-    let dataset = spec.dataset_path();
-    digest.update(
-        &std::fs::read(&dataset)
-            .with_context(|| format!("dataset not found: {}", dataset.display()))?,
-    );
+    digest.update(&io::read(spec_path, "spec")?);
+    for file in data_files {
+        digest.update(&io::read(file, "dataset")?);
+    }
     digest.update(&format::FORMAT_VERSION.to_le_bytes());
     digest.update(env!("TRAINER_SOURCE_FINGERPRINT").as_bytes());
     Ok(format!("{:08x}", digest.finalize()))
@@ -472,7 +514,15 @@ pub fn model_dir(out_root: &Path, name: &str) -> PathBuf {
 
 /// Load the spec's dataset and split it as the spec says.
 pub fn load_split(spec: &ModelSpec) -> Result<(Dataset, Dataset)> {
-    let all = data::load_csv(&spec.dataset_path(), &spec.csv_options())?;
+    let path = spec.dataset_path();
+    let all = data::load_csv(&path, &spec.csv_options())?;
+    crate::limits::check_data(
+        &path,
+        &[
+            ("input width", all.feature_count),
+            ("class count", all.class_count()),
+        ],
+    )?;
     let (train, test) = data::split_stratified(&all, spec.dataset.test_fraction, spec.dataset.seed);
     if train.is_empty() || test.is_empty() {
         return Err(anyhow!(
@@ -494,49 +544,50 @@ pub fn export_spec(
     if crate::recurrent::is_sequence_spec(&spec) {
         return crate::recurrent::export_sequence_spec(spec_path, &spec, out_root, reuse, progress);
     }
-    let dir = model_dir(out_root, &spec.name);
-    let fingerprint = fingerprint(spec_path, &spec)?;
-    if reuse {
-        if let Some(old) = up_to_date_report(&dir, &fingerprint, &CLASSIFIER_FILES) {
-            return Ok(old);
-        }
-    }
+    let fingerprint = fingerprint(spec_path, &spec.data_files())?;
+    write_model(
+        out_root,
+        &spec.name,
+        &fingerprint.clone(),
+        reuse.then_some(&CLASSIFIER_FILES[..]),
+        |dir| {
+            let (train_set, test_set) = load_split(&spec)?;
+            let normalization = data::fit_normalization(&train_set);
+            let started = Instant::now();
+            let (mlp, history) = train::train(
+                &spec.model,
+                &spec.training,
+                normalization,
+                &train_set,
+                &test_set,
+                progress,
+            )?;
+            let training_seconds = started.elapsed().as_secs_f64();
 
-    let (train_set, test_set) = load_split(&spec)?;
-    let normalization = data::fit_normalization(&train_set);
-    let started = Instant::now();
-    let (mlp, history) = train::train(
-        &spec.model,
-        &spec.training,
-        normalization,
-        &train_set,
-        &test_set,
-        progress,
-    )?;
-    let training_seconds = started.elapsed().as_secs_f64();
+            let calibration_rows = spec.quantization.calibration_samples.min(train_set.len());
+            let calibration =
+                mlp.normalize(&train_set.features[..calibration_rows * train_set.feature_count]);
+            let quantized = quantize_mlp(&mlp, &calibration)?;
 
-    let calibration_rows = spec.quantization.calibration_samples.min(train_set.len());
-    let calibration =
-        mlp.normalize(&train_set.features[..calibration_rows * train_set.feature_count]);
-    let quantized = quantize_mlp(&mlp, &calibration)?;
+            let f32_model = f32_blob(&mlp)?;
+            let int8_model = int8_blob(&quantized, &mlp)?;
+            let f32_eval = evaluate(&f32_model, &test_set)?;
+            let int8_eval = evaluate(&int8_model, &test_set)?;
 
-    let f32_model = f32_blob(&mlp)?;
-    let int8_model = int8_blob(&quantized, &mlp)?;
-    let f32_eval = evaluate(&f32_model, &test_set)?;
-    let int8_eval = evaluate(&int8_model, &test_set)?;
-
-    finish_classifier_export(
-        &spec,
-        &dir,
-        Split {
-            class_names: &train_set.class_names,
-            train_samples: train_set.len(),
-            test_samples: test_set.len(),
+            finish_classifier_export(
+                &spec,
+                dir,
+                Split {
+                    class_names: &train_set.class_names,
+                    train_samples: train_set.len(),
+                    test_samples: test_set.len(),
+                },
+                (&f32_model, &f32_eval),
+                (&int8_model, &int8_eval),
+                &history,
+                training_seconds,
+                fingerprint,
+            )
         },
-        (&f32_model, &f32_eval),
-        (&int8_model, &int8_eval),
-        &history,
-        training_seconds,
-        fingerprint,
     )
 }

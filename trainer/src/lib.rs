@@ -8,7 +8,9 @@
 pub mod classical;
 pub mod data;
 pub mod export;
+pub mod family;
 pub mod io;
+pub mod limits;
 pub mod plot;
 pub mod quantize;
 pub mod recurrent;

@@ -3,10 +3,12 @@
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
+use std::io::Write;
+
 use anyhow::{anyhow, Context, Result};
 use clap::{Parser, Subcommand};
 use runtime::Model;
-use trainer::export;
+use trainer::family::{self, BlobEval};
 
 #[derive(Parser)]
 #[command(
@@ -56,72 +58,66 @@ enum Command {
     },
 }
 
-fn print_report(r: &export::Report) {
-    println!(
-        "{}: f32 {:.2}%  int8 {:.2}%  (test {} rows, train {} rows)  blobs {} B f32 / {} B int8, arena {} B f32 / {} B int8",
-        r.name,
-        100.0 * r.f32_accuracy,
-        100.0 * r.int8_accuracy,
-        r.test_samples,
-        r.train_samples,
-        r.f32.blob_bytes,
-        r.int8.blob_bytes,
-        r.f32.arena_bytes,
-        r.int8.arena_bytes
-    );
-}
-
 fn read_blob(path: &Path) -> Result<Vec<u8>> {
-    std::fs::read(path).with_context(|| format!("cannot read model blob {}", path.display()))
+    trainer::io::read(path, "model blob")
 }
 
-fn run(cli: Cli) -> Result<()> {
+/// `writeln!` to the command's output. Rust ignores SIGPIPE, so a reader
+/// that went away (`| head -1`) is an error here, reported as one line
+/// instead of `println!`'s panic.
+macro_rules! say {
+    ($out:expr, $($arg:tt)*) => {
+        writeln!($out, $($arg)*).context("cannot write to standard output")?
+    };
+}
+
+fn run(cli: Cli, stdout: &mut impl Write) -> Result<()> {
     match cli.command {
         Command::Train { specs, out } => {
             for spec in specs {
-                if trainer::classical::spec_kind(&spec)? == "transformer" {
-                    let r = trainer::transformer::export_spec(&spec, &out, false, true)?;
-                    println!("{}", trainer::transformer::summary(&r));
-                    continue;
-                }
-                if trainer::classical::spec_kind(&spec)? != "mlp" {
-                    let r = trainer::classical::export_spec(&spec, &out, false)?;
-                    println!("{}", trainer::classical::summary(&r));
-                    continue;
-                }
-                print_report(&export::export_spec(&spec, &out, false, true)?);
+                say!(stdout, "{}", family::export(&spec, &out, false)?);
             }
         }
         Command::Export { specs, out, force } => {
             for spec in specs {
-                if trainer::classical::spec_kind(&spec)? == "transformer" {
-                    let r = trainer::transformer::export_spec(&spec, &out, !force, true)?;
-                    println!("{}", trainer::transformer::summary(&r));
-                    continue;
-                }
-                if trainer::classical::spec_kind(&spec)? != "mlp" {
-                    let r = trainer::classical::export_spec(&spec, &out, !force)?;
-                    println!("{}", trainer::classical::summary(&r));
-                    continue;
-                }
-                print_report(&export::export_spec(&spec, &out, !force, true)?);
+                say!(stdout, "{}", family::export(&spec, &out, !force)?);
             }
         }
         Command::Eval { blob, spec } => {
             let bytes = read_blob(&blob)?;
-            let spec = trainer::spec::load_spec(&spec)?;
-            let (_, test) = export::load_split(&spec)?;
-            let eval = export::evaluate(&bytes, &test)?;
-            println!(
-                "{}: accuracy {:.2}% on {} test rows",
-                blob.display(),
-                100.0 * eval.accuracy,
-                test.len()
-            );
-            println!("confusion (rows = true class, columns = predicted):");
-            for (name, row) in test.class_names.iter().zip(&eval.confusion) {
-                let cells: Vec<String> = row.iter().map(|c| format!("{c:4}")).collect();
-                println!("  {name:>12} {}", cells.join(""));
+            let b = blob.display();
+            let rank = |r: Option<usize>| r.map_or("none".to_string(), |r| r.to_string());
+            match family::evaluate(&spec, &bytes)? {
+                BlobEval::Accuracy {
+                    accuracy,
+                    rows,
+                    class_names,
+                    confusion,
+                } => {
+                    say!(stdout, "{b}: accuracy {:.2}% on {rows} test rows", 100.0 * accuracy);
+                    say!(stdout, "confusion (rows = true class, columns = predicted):");
+                    for (name, row) in class_names.iter().zip(&confusion) {
+                        let cells: Vec<String> = row.iter().map(|c| format!("{c:4}")).collect();
+                        say!(stdout, "  {name:>12} {}", cells.join(""));
+                    }
+                }
+                BlobEval::Purity { purity, rows } => {
+                    say!(stdout, "{b}: purity {:.2}% on {rows} test rows", 100.0 * purity);
+                }
+                BlobEval::AnomalyRank { rank: r, windows } => say!(
+                stdout,
+                    "{b}: anomaly rank {} among the score peaks over {windows} test windows",
+                    rank(r)
+                ),
+                BlobEval::Forecast {
+                    rank: r,
+                    mean_abs_error,
+                    points,
+                } => say!(
+                stdout,
+                    "{b}: anomaly rank {} among the error peaks, mean abs error {mean_abs_error:.4} over {points} points",
+                    rank(r)
+                ),
             }
         }
         Command::Inspect { blob } => {
@@ -129,7 +125,8 @@ fn run(cli: Cli) -> Result<()> {
             let model =
                 Model::from_bytes(&bytes).map_err(|e| anyhow!("{}: {e}", blob.display()))?;
             let stats = model.stats();
-            println!(
+            say!(
+                stdout,
                 "{}: {:?} model, {} inputs -> {} outputs",
                 blob.display(),
                 model.numeric(),
@@ -137,19 +134,19 @@ fn run(cli: Cli) -> Result<()> {
                 model.output_len()
             );
             for (i, layer) in model.layers().enumerate() {
-                println!("  {i:2}  {:<14} -> {}", layer.kind, layer.width);
+                say!(stdout, "  {i:2}  {:<14} -> {}", layer.kind, layer.width);
             }
-            println!("parameters  {}", stats.parameters);
-            println!("MACs        {}", stats.macs);
-            println!("flash bytes {} (blob)", bytes.len());
-            println!("arena bytes {}", model.arena_bytes());
+            say!(stdout, "parameters  {}", stats.parameters);
+            say!(stdout, "MACs        {}", stats.macs);
+            say!(stdout, "flash bytes {} (blob)", bytes.len());
+            say!(stdout, "arena bytes {}", model.arena_bytes());
         }
     }
-    Ok(())
+    stdout.flush().context("cannot write to standard output")
 }
 
 fn main() -> ExitCode {
-    match run(Cli::parse()) {
+    match run(Cli::parse(), &mut std::io::stdout().lock()) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("error: {e:#}");

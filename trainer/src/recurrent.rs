@@ -22,7 +22,7 @@
 use std::path::Path;
 use std::time::Instant;
 
-use anyhow::{anyhow, bail, Context, Result};
+use anyhow::{anyhow, bail, Result};
 use candle_core::{DType, Device, Tensor, Var};
 use candle_nn::{AdamW, Optimizer, ParamsAdamW};
 use rand::seq::SliceRandom;
@@ -34,7 +34,7 @@ use runtime::quant::quantize_multiplier;
 use runtime::{Model, QuantParams, TestVectors};
 
 use crate::data::Normalization;
-use crate::export::{up_to_date_report, Evaluation, Report, CLASSIFIER_FILES};
+use crate::export::{Evaluation, Report, CLASSIFIER_FILES};
 use crate::quantize::{params_for_range, quantize_mlp, QLayer, QuantizedMlp};
 use crate::spec::{LayerSpec, ModelSpec, OptimizerSpec};
 use crate::train::{self, Layer, Mlp};
@@ -278,34 +278,6 @@ impl SequenceModel {
     }
 }
 
-/// Split the spec's layers into recurrent layers and head; check the order.
-fn split_layers(layers: &[LayerSpec]) -> Result<(Vec<(Cell, usize)>, Vec<LayerSpec>)> {
-    let count = layers
-        .iter()
-        .take_while(|l| matches!(l, LayerSpec::Recurrent { .. }))
-        .count();
-    if count == 0 {
-        bail!("a sequence model starts with rnn/lstm/gru layers");
-    }
-    let rec = layers[..count]
-        .iter()
-        .map(|l| match l {
-            LayerSpec::Recurrent { cell, units } => (*cell, *units),
-            _ => unreachable!("taken while recurrent"),
-        })
-        .collect();
-    let head = layers[count..].to_vec();
-    for l in &head {
-        if matches!(
-            l,
-            LayerSpec::Recurrent { .. } | LayerSpec::Save { .. } | LayerSpec::Add { .. }
-        ) {
-            bail!("layer {l}: after the recurrent layers only dense layers and activations may follow");
-        }
-    }
-    Ok((rec, head))
-}
-
 /// What training produced besides the model.
 pub type History = train::History;
 
@@ -317,7 +289,8 @@ pub fn train_sequence(
     test_set: &SeriesSet,
     progress: bool,
 ) -> Result<(SequenceModel, History)> {
-    let (rec_spec, head_spec) = split_layers(&spec.model)?;
+    let (rec_spec, head_spec) =
+        crate::spec::split_recurrent(&spec.model).map_err(|e| anyhow!(e))?;
     let training = &spec.training;
     let learning_rate = match training.optimizer {
         OptimizerSpec::Adam { learning_rate } => learning_rate,
@@ -951,7 +924,15 @@ pub fn is_sequence_spec(spec: &ModelSpec) -> bool {
 
 /// Load the spec's train and test series (`test_path` is required for `.ts`).
 pub fn load_sequences(spec: &ModelSpec) -> Result<(SeriesSet, SeriesSet)> {
-    let train = ts::load_ts(&spec.dataset_path())?;
+    let path = spec.dataset_path();
+    let train = ts::load_ts(&path)?;
+    crate::limits::check_data(
+        &path,
+        &[
+            ("input width (channels)", train.channels),
+            ("class count", train.class_count()),
+        ],
+    )?;
     let Some(test_path) = &spec.dataset.test_path else {
         bail!(
             "{}: a sequence dataset needs dataset.test_path (the TEST .ts file)",
@@ -974,48 +955,44 @@ pub fn export_sequence_spec(
     reuse: bool,
     progress: bool,
 ) -> Result<Report> {
-    let dir = crate::export::model_dir(out_root, &spec.name);
-    let mut digest = format::CRC32.digest();
-    digest.update(crate::export::fingerprint(spec_path, spec)?.as_bytes());
-    if let Some(test) = &spec.dataset.test_path {
-        let path = spec.spec_dir.join(test);
-        digest
-            .update(&std::fs::read(&path).with_context(|| format!("reading {}", path.display()))?);
-    }
-    let fingerprint = format!("{:08x}", digest.finalize());
-    if reuse {
-        if let Some(old) = up_to_date_report(&dir, &fingerprint, &CLASSIFIER_FILES) {
-            return Ok(old);
-        }
-    }
-    let (train_set, test_set) = load_sequences(spec)?;
-    let normalization = ts::fit_channel_normalization(&train_set);
-    let started = Instant::now();
-    let (model, history) = train_sequence(spec, normalization, &train_set, &test_set, progress)?;
-    let training_seconds = started.elapsed().as_secs_f64();
-    let calibration: Vec<&[f32]> = train_set
-        .series
-        .iter()
-        .take(spec.quantization.calibration_samples.max(1))
-        .map(Vec::as_slice)
-        .collect();
-    let quantized = quantize_sequence(&model, &calibration)?;
-    let f32_model = f32_blob(&model)?;
-    let int8_model = int8_blob(&quantized, &model)?;
-    let f32_eval = evaluate(&f32_model, &test_set)?;
-    let int8_eval = evaluate(&int8_model, &test_set)?;
-    crate::export::finish_classifier_export(
-        spec,
-        &dir,
-        crate::export::Split {
-            class_names: &train_set.class_names,
-            train_samples: train_set.len(),
-            test_samples: test_set.len(),
+    let fingerprint = crate::export::fingerprint(spec_path, &spec.data_files())?;
+    crate::export::write_model(
+        out_root,
+        &spec.name,
+        &fingerprint.clone(),
+        reuse.then_some(&CLASSIFIER_FILES[..]),
+        |dir| {
+            let (train_set, test_set) = load_sequences(spec)?;
+            let normalization = ts::fit_channel_normalization(&train_set);
+            let started = Instant::now();
+            let (model, history) =
+                train_sequence(spec, normalization, &train_set, &test_set, progress)?;
+            let training_seconds = started.elapsed().as_secs_f64();
+            let calibration: Vec<&[f32]> = train_set
+                .series
+                .iter()
+                .take(spec.quantization.calibration_samples.max(1))
+                .map(Vec::as_slice)
+                .collect();
+            let quantized = quantize_sequence(&model, &calibration)?;
+            let f32_model = f32_blob(&model)?;
+            let int8_model = int8_blob(&quantized, &model)?;
+            let f32_eval = evaluate(&f32_model, &test_set)?;
+            let int8_eval = evaluate(&int8_model, &test_set)?;
+            crate::export::finish_classifier_export(
+                spec,
+                dir,
+                crate::export::Split {
+                    class_names: &train_set.class_names,
+                    train_samples: train_set.len(),
+                    test_samples: test_set.len(),
+                },
+                (&f32_model, &f32_eval),
+                (&int8_model, &int8_eval),
+                &history,
+                training_seconds,
+                fingerprint,
+            )
         },
-        (&f32_model, &f32_eval),
-        (&int8_model, &int8_eval),
-        &history,
-        training_seconds,
-        fingerprint,
     )
 }

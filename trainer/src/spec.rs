@@ -38,6 +38,7 @@ use std::path::{Path, PathBuf};
 use serde::{Deserialize, Serialize};
 
 use crate::data::{CsvOptions, LabelColumn};
+use crate::limits;
 
 pub use runtime::format::MAX_SKIP_SLOTS;
 
@@ -351,6 +352,14 @@ pub enum SpecError {
         field: &'static str,
         problem: String,
     },
+    /// Something the runtime would refuse, such as a width above its limit
+    /// (see [`crate::limits`]); `field` names the layer or key.
+    #[error("{}: {field}: {problem}", path.display())]
+    AboveLimit {
+        path: PathBuf,
+        field: String,
+        problem: String,
+    },
 }
 
 /// Read, parse and validate a spec file.
@@ -474,7 +483,16 @@ fn parse_layers(path: &Path, texts: &[String]) -> Result<Vec<LayerSpec>, SpecErr
             },
         })?;
         match layer {
-            LayerSpec::Dense { units } | LayerSpec::Recurrent { units, .. } => width = Some(units),
+            LayerSpec::Dense { units } | LayerSpec::Recurrent { units, .. } => {
+                limits::WIDTH
+                    .check("width", units)
+                    .map_err(|problem| SpecError::AboveLimit {
+                        path: path.to_path_buf(),
+                        field: format!("layer {index} `{text}`"),
+                        problem,
+                    })?;
+                width = Some(units);
+            }
             LayerSpec::Save { slot } => saved[usize::from(slot)] = Some((index, width)),
             LayerSpec::Add { slot } => match saved[usize::from(slot)] {
                 None => {
@@ -507,7 +525,53 @@ fn parse_layers(path: &Path, texts: &[String]) -> Result<Vec<LayerSpec>, SpecErr
             path: path.to_path_buf(),
         });
     }
+    let above = |problem| SpecError::AboveLimit {
+        path: path.to_path_buf(),
+        field: "model.layers".into(),
+        problem,
+    };
+    // Every spec layer becomes one blob layer, on both numeric paths.
+    limits::LAYERS
+        .check("layer count", layers.len())
+        .map_err(above)?;
+    if layers
+        .iter()
+        .any(|l| matches!(l, LayerSpec::Recurrent { .. }))
+    {
+        split_recurrent(&layers).map_err(above)?;
+    }
     Ok(layers)
+}
+
+/// `(cell, units)` of each recurrent layer, and the head's layers.
+pub type RecurrentSplit = (Vec<(runtime::recurrent::Cell, usize)>, Vec<LayerSpec>);
+
+/// A recurrent model's layers as the runtime accepts them: `(cell, units)`
+/// of the leading recurrent layers, then a head of dense layers and
+/// activations (no skip connections, no later recurrent layer).
+pub fn split_recurrent(layers: &[LayerSpec]) -> Result<RecurrentSplit, String> {
+    let rec: Vec<_> = layers
+        .iter()
+        .map_while(|l| match l {
+            LayerSpec::Recurrent { cell, units } => Some((*cell, *units)),
+            _ => None,
+        })
+        .collect();
+    if rec.is_empty() {
+        return Err("a sequence model starts with rnn/lstm/gru layers".into());
+    }
+    let head = layers[rec.len()..].to_vec();
+    if let Some(l) = head.iter().find(|l| {
+        matches!(
+            l,
+            LayerSpec::Recurrent { .. } | LayerSpec::Save { .. } | LayerSpec::Add { .. }
+        )
+    }) {
+        return Err(format!(
+            "layer `{l}`: after the recurrent layers only dense layers and activations may follow (the runtime runs no skip connections in a recurrent model)"
+        ));
+    }
+    Ok((rec, head))
 }
 
 /// One line from a TOML error: its message and the line it points at (toml's
@@ -534,6 +598,14 @@ impl ModelSpec {
     /// The dataset file, resolved against the spec's folder.
     pub fn dataset_path(&self) -> PathBuf {
         self.spec_dir.join(&self.dataset.path)
+    }
+
+    /// The data files the export depends on: the dataset, and the test
+    /// file when there is one.
+    pub fn data_files(&self) -> Vec<PathBuf> {
+        let mut files = vec![self.dataset_path()];
+        files.extend(self.dataset.test_path.iter().map(|t| self.spec_dir.join(t)));
+        files
     }
 
     /// How to read the dataset.

@@ -157,11 +157,10 @@ pub fn parse_ts(text: &str, path: &Path) -> Result<SeriesSet, TsError> {
                 "dimensions" => dimensions = Some(number(&args)?),
                 "equallength" => equal_length = flag(&args)?,
                 "serieslength" => series_length = Some(number(&args)?),
-                "timestamps" => {
-                    if flag(&args)? {
-                        return Err(err(line_no, "@timeStamps true is not supported".into()));
-                    }
+                "timestamps" if flag(&args)? => {
+                    return Err(err(line_no, "@timeStamps true is not supported".into()));
                 }
+                "timestamps" => {}
                 "missing" | "univariate" => {
                     flag(&args)?;
                 }

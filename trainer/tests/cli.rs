@@ -156,6 +156,7 @@ fn missing_dataset() {
         stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
     };
     assert_one_error_line(&o, "dataset not found", dir.path());
+    assert_one_error_line(&o, "data.csv", dir.path());
 }
 
 #[test]
@@ -169,21 +170,115 @@ fn malformed_row_names_its_line() {
     assert_one_error_line(&o, "line 3", dir.path());
 }
 
+/// Run `trainer train spec.toml --out <out>` on a good spec and dataset.
+fn train_to(dir: &Path, out: &str) -> Outcome {
+    std::fs::write(dir.join("data.csv"), GOOD_CSV).unwrap();
+    std::fs::write(
+        dir.join("spec.toml"),
+        spec(r#"["dense 4", "relu", "dense 2", "softmax"]"#, "\"last\""),
+    )
+    .unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_trainer"))
+        .args(["train", "spec.toml", "--out", out])
+        .current_dir(dir)
+        .output()
+        .unwrap();
+    Outcome {
+        code: out.status.code(),
+        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+    }
+}
+
+/// The single `error:` line of a failed run.
+fn error_line(o: &Outcome) -> &str {
+    assert_eq!(o.code, Some(1), "stderr: {}", o.stderr);
+    let lines: Vec<&str> = o.stderr.lines().collect();
+    assert_eq!(lines.len(), 1, "exactly one line: {:?}", o.stderr);
+    assert!(lines[0].starts_with("error: "), "{}", lines[0]);
+    lines[0]
+}
+
 #[test]
-fn a_failed_write_leaves_no_half_written_model() {
+fn out_folder_that_is_a_file_is_named() {
     let dir = tempfile::tempdir().unwrap();
-    // The report's path is taken by a folder: the export fails at its last write.
-    std::fs::create_dir_all(dir.path().join("exported/t/report.json")).unwrap();
-    let o = train(
-        dir.path(),
-        &spec(r#"["dense 4", "relu", "dense 2", "softmax"]"#, "\"last\""),
-        GOOD_CSV,
+    std::fs::write(dir.path().join("taken"), b"not a folder").unwrap();
+    let o = train_to(dir.path(), "taken");
+    let line = error_line(&o);
+    assert!(line.contains("taken"), "{line:?} does not name the path");
+    assert_eq!(
+        std::fs::read(dir.path().join("taken")).unwrap(),
+        b"not a folder"
     );
-    assert_eq!(o.code, Some(1));
-    assert!(o.stderr.starts_with("error: "), "{}", o.stderr);
-    let leftovers: Vec<_> = walk(&dir.path().join("exported"))
-        .into_iter()
-        .filter(|p| p.ends_with(".tmp"))
-        .collect();
-    assert!(leftovers.is_empty(), "{leftovers:?}");
+}
+
+#[test]
+fn model_folder_that_is_a_file_is_named_and_kept() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::create_dir(dir.path().join("exported")).unwrap();
+    std::fs::write(dir.path().join("exported/t"), b"mine").unwrap();
+    let o = train_to(dir.path(), "exported");
+    let line = error_line(&o);
+    assert!(
+        line.contains("exported/t"),
+        "{line:?} does not name the path"
+    );
+    assert_eq!(
+        std::fs::read(dir.path().join("exported/t")).unwrap(),
+        b"mine"
+    );
+    assert_eq!(
+        walk(&dir.path().join("exported")).len(),
+        1,
+        "nothing else written"
+    );
+}
+
+#[test]
+fn unreadable_dataset_is_named() {
+    let dir = tempfile::tempdir().unwrap();
+    // A folder where the dataset should be: it exists, but cannot be read.
+    std::fs::create_dir(dir.path().join("data.csv")).unwrap();
+    std::fs::write(
+        dir.path().join("spec.toml"),
+        spec(r#"["dense 2", "softmax"]"#, "\"last\""),
+    )
+    .unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_trainer"))
+        .args(["train", "spec.toml", "--out", "exported"])
+        .current_dir(dir.path())
+        .output()
+        .unwrap();
+    let o = Outcome {
+        code: out.status.code(),
+        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+    };
+    let line = error_line(&o);
+    assert!(line.contains("data.csv"), "{line:?} does not name the path");
+    assert!(
+        line.contains("cannot read dataset") && !line.contains("not found"),
+        "{line:?}: the dataset exists, it cannot be read"
+    );
+}
+
+#[test]
+fn closed_stdout_is_an_error_line_not_a_panic() {
+    let dir = tempfile::tempdir().unwrap();
+    let o = train_to(dir.path(), "exported");
+    assert_eq!(o.code, Some(0), "{}", o.stderr);
+    // A reader that has gone away, like `trainer inspect ... | head -1` after one line.
+    let (reader, writer) = std::io::pipe().unwrap();
+    drop(reader);
+    let out = Command::new(env!("CARGO_BIN_EXE_trainer"))
+        .args(["inspect", "exported/t/int8.bin"])
+        .current_dir(dir.path())
+        .stdout(writer)
+        .stderr(std::process::Stdio::piped())
+        .output()
+        .unwrap();
+    let o = Outcome {
+        code: out.status.code(),
+        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+    };
+    let line = error_line(&o);
+    assert!(line.contains("standard output"), "{line:?}");
 }

@@ -331,7 +331,7 @@ batch_size = 4
         (
             "tokens = 8",
             "tokens = 0",
-            "transformer.tokens must be between 1 and 256",
+            "transformer.tokens must be at least 1",
         ),
         (
             "position = \"rope\"",

@@ -13,7 +13,7 @@
 use std::path::Path;
 use std::time::Instant;
 
-use anyhow::{anyhow, bail, Context, Result};
+use anyhow::{anyhow, bail, Result};
 use runtime::format::{self, Activation, LayerDef, ModelHeader, Numeric};
 use runtime::{Model, TestVectors};
 use serde_json::json;
@@ -23,9 +23,8 @@ use super::iforest::{self, IsolationForest};
 use super::reconstruct::{self, AutoencoderTraining, Reconstructor};
 use super::series::{self, Series};
 use super::ClassicalSpec;
-use crate::data::{self, Normalization};
+use crate::data::{self, Dataset, Normalization};
 use crate::export::BlobReport;
-use crate::io::write_atomic;
 use crate::spec::LayerSpec;
 use crate::train::Layer;
 
@@ -236,21 +235,6 @@ pub fn quantile(values: &[f64], q: f64) -> f64 {
     v[i.min(v.len() - 1)]
 }
 
-/// Fingerprint of a classical export: spec, data files, format version, source.
-fn fingerprint(spec_path: &Path, files: &[std::path::PathBuf]) -> Result<String> {
-    let mut digest = format::CRC32.digest();
-    digest.update(
-        &std::fs::read(spec_path).with_context(|| format!("reading {}", spec_path.display()))?,
-    );
-    for f in files {
-        digest
-            .update(&std::fs::read(f).with_context(|| format!("data not found: {}", f.display()))?);
-    }
-    digest.update(&format::FORMAT_VERSION.to_le_bytes());
-    digest.update(env!("TRAINER_SOURCE_FINGERPRINT").as_bytes());
-    Ok(format!("{:08x}", digest.finalize()))
-}
-
 /// A detector fitted on windows of the training series and scored on the test series.
 pub struct Detector {
     /// The blob with its threshold.
@@ -267,49 +251,31 @@ pub fn export_classical(
     reuse: bool,
 ) -> Result<serde_json::Value> {
     let spec = ClassicalSpec::load(spec_path)?;
-    let dir = out_root.join(&spec.name);
-    let files: Vec<std::path::PathBuf> = match (&spec.dataset, &spec.series) {
-        (Some(d), _) => vec![spec.spec_dir.join(&d.path)],
-        (None, Some(s)) => vec![spec.spec_dir.join(&s.train), spec.spec_dir.join(&s.test)],
-        _ => vec![],
-    };
-    let fingerprint = fingerprint(spec_path, &files)?;
-    let report_path = dir.join("report.json");
-    if reuse {
-        if let Some(old) =
-            crate::export::up_to_date_report(&dir, &fingerprint, &["f32.bin", "f32.vectors"])
-        {
-            return Ok(old);
-        }
-    }
-    let started = Instant::now();
-    let (blob, vectors, mut report) = match spec.kind.as_str() {
-        "kmeans" | "hierarchical" => fit_clustering(&spec)?,
-        _ => fit_detector(&spec)?,
-    };
-    let seconds = started.elapsed().as_secs_f64();
-    let obj = report
-        .as_object_mut()
-        .ok_or_else(|| anyhow!("report is not an object"))?;
-    obj.insert("name".into(), json!(spec.name));
-    obj.insert("kind".into(), json!(spec.kind));
-    obj.insert("runs".into(), json!(["f32"]));
-    obj.insert("fingerprint".into(), json!(fingerprint));
-    obj.insert("training_seconds".into(), json!(seconds));
-    write_atomic(&dir.join("f32.bin"), &blob)?;
-    write_atomic(&dir.join("f32.vectors"), &vectors)?;
-    // Stale int8 files from an older export of the same name would mislead xtask.
-    for stale in ["int8.bin", "int8.vectors"] {
-        let _ = std::fs::remove_file(dir.join(stale));
-    }
-    write_atomic(
-        &report_path,
-        serde_json::to_string_pretty(&report)?.as_bytes(),
-    )?;
-    Ok(report)
+    let fingerprint = crate::export::fingerprint(spec_path, &spec.data_files())?;
+    let reuse = reuse.then_some(&["f32.bin", "f32.vectors"][..]);
+    crate::export::write_model(out_root, &spec.name, &fingerprint.clone(), reuse, |dir| {
+        let started = Instant::now();
+        let (blob, vectors, mut report) = match spec.kind.as_str() {
+            "kmeans" | "hierarchical" => fit_clustering(&spec)?,
+            _ => fit_detector(&spec)?,
+        };
+        let seconds = started.elapsed().as_secs_f64();
+        let obj = report
+            .as_object_mut()
+            .ok_or_else(|| anyhow!("report is not an object"))?;
+        obj.insert("name".into(), json!(spec.name));
+        obj.insert("kind".into(), json!(spec.kind));
+        obj.insert("runs".into(), json!(["f32"]));
+        obj.insert("fingerprint".into(), json!(fingerprint));
+        obj.insert("training_seconds".into(), json!(seconds));
+        dir.write("f32.bin", &blob)?;
+        dir.write("f32.vectors", &vectors)?;
+        Ok(report)
+    })
 }
 
-fn fit_clustering(spec: &ClassicalSpec) -> Result<(Vec<u8>, Vec<u8>, serde_json::Value)> {
+/// The train and test split of a clustering spec.
+pub fn clustering_split(spec: &ClassicalSpec) -> Result<(Dataset, Dataset)> {
     let ds = spec
         .dataset
         .as_ref()
@@ -322,7 +288,35 @@ fn fit_clustering(spec: &ClassicalSpec) -> Result<(Vec<u8>, Vec<u8>, serde_json:
             header: ds.header,
         },
     )?;
-    let (train, test) = data::split_stratified(&all, ds.test_fraction, ds.seed);
+    crate::limits::check_data(&path, &[("input width", all.feature_count)])?;
+    Ok(data::split_stratified(&all, ds.test_fraction, ds.seed))
+}
+
+/// A nearest-centroid blob run over the test rows.
+pub struct ClusterRun {
+    /// Per row: cluster and squared distance.
+    pub outputs: Vec<f32>,
+    /// Test vectors (labels are the true classes).
+    pub vectors: Vec<u8>,
+    /// Purity of the runtime's assignment.
+    pub purity: f64,
+}
+
+/// Run a clustering blob over `test` (the report's and `eval`'s purity).
+pub fn run_clustering(blob: &[u8], test: &Dataset) -> Result<ClusterRun> {
+    let labels: Vec<u16> = test.labels.iter().map(|&l| l as u16).collect();
+    let (outputs, vectors) = run_blob(blob, &test.features, &labels)?;
+    let assigned: Vec<usize> = outputs.chunks_exact(2).map(|o| o[0] as usize).collect();
+    let purity = series::purity(&assigned, &test.labels);
+    Ok(ClusterRun {
+        outputs,
+        vectors,
+        purity,
+    })
+}
+
+fn fit_clustering(spec: &ClassicalSpec) -> Result<(Vec<u8>, Vec<u8>, serde_json::Value)> {
+    let (train, test) = clustering_split(spec)?;
     let dim = train.feature_count;
     let mut extra = json!({});
     let centroids = if spec.kind == "kmeans" {
@@ -344,10 +338,11 @@ fn fit_clustering(spec: &ClassicalSpec) -> Result<(Vec<u8>, Vec<u8>, serde_json:
         clustering::hierarchical(&train.features, dim, c.k)?
     };
     let blob = centroid_blob(&centroids)?;
-    let labels: Vec<u16> = test.labels.iter().map(|&l| l as u16).collect();
-    let (outputs, vectors) = run_blob(&blob, &test.features, &labels)?;
-    let assigned: Vec<usize> = outputs.chunks_exact(2).map(|o| o[0] as usize).collect();
-    let host_purity = series::purity(&assigned, &test.labels);
+    let ClusterRun {
+        outputs,
+        vectors,
+        purity: host_purity,
+    } = run_clustering(&blob, &test)?;
     let train_assigned: Vec<usize> = (0..train.len())
         .map(|i| centroids.assign(train.row(i)).0)
         .collect();
@@ -365,6 +360,10 @@ fn fit_clustering(spec: &ClassicalSpec) -> Result<(Vec<u8>, Vec<u8>, serde_json:
     extra["inertia"] = json!(centroids.inertia(&train.features));
     extra["trainer_vs_runtime"] =
         json!({"same_cluster": same, "rows": test.len(), "max_relative_distance_diff": max_rel});
+    let ds = spec
+        .dataset
+        .as_ref()
+        .ok_or_else(|| anyhow!("no [dataset]"))?;
     extra["dataset"] = json!(ds.path.display().to_string());
     extra["train_samples"] = json!(train.len());
     extra["test_samples"] = json!(test.len());
@@ -372,13 +371,16 @@ fn fit_clustering(spec: &ClassicalSpec) -> Result<(Vec<u8>, Vec<u8>, serde_json:
     Ok((blob, vectors, extra))
 }
 
+/// The trainer's own f64 score of every window of some rows.
+pub type ReferenceScores = Box<dyn Fn(&[f32]) -> Result<Vec<f64>>>;
+
 /// Fit the spec's detector on training windows; its blob (with threshold),
 /// the threshold, the training scores and the f64 reference scores of `test_rows`.
 pub fn fit_detector_parts(
     spec: &ClassicalSpec,
     train_rows: &[f32],
     window: usize,
-) -> Result<(Vec<u8>, f32, Box<dyn Fn(&[f32]) -> Result<Vec<f64>>>)> {
+) -> Result<(Vec<u8>, f32, ReferenceScores)> {
     let mean = train_rows.iter().map(|&v| f64::from(v)).sum::<f64>() / train_rows.len() as f64;
     let var = train_rows
         .iter()
@@ -469,34 +471,103 @@ pub fn fit_detector_parts(
     }
 }
 
+/// A detector's windows: training windows, scored test windows and their labels.
+pub struct DetectorData {
+    /// Training windows, row-major.
+    pub train_rows: Vec<f32>,
+    /// Scored test windows, row-major.
+    pub test_rows: Vec<f32>,
+    /// Start of each test window in the test series.
+    pub starts: Vec<usize>,
+    /// 1 where a test window overlaps the labelled anomaly.
+    pub labels: Vec<u16>,
+    /// First and last labelled anomalous point.
+    pub anomaly: (usize, usize),
+    /// Points per window.
+    pub window: usize,
+}
+
+impl DetectorData {
+    /// Load a detector spec's series and cut them into windows.
+    pub fn load(spec: &ClassicalSpec) -> Result<DetectorData> {
+        let s = spec.series.as_ref().ok_or_else(|| anyhow!("no [series]"))?;
+        let train = Series::load(&spec.spec_dir.join(&s.train))?;
+        let test = Series::load(&spec.spec_dir.join(&s.test))?;
+        let Some(anomaly) = test.anomaly_range() else {
+            bail!("the test series has no labelled anomaly");
+        };
+        let (train_rows, _) = series::windows(&train.values, s.window, s.train_stride, 0);
+        if train_rows.is_empty() {
+            bail!("the training series is shorter than one window");
+        }
+        let from = s.test_from.unwrap_or(train.values.len());
+        let (test_rows, starts) = series::windows(&test.values, s.window, s.test_stride, from);
+        let labels = starts
+            .iter()
+            .map(|&st| u16::from(st <= anomaly.1 && anomaly.0 < st + s.window))
+            .collect();
+        Ok(DetectorData {
+            train_rows,
+            test_rows,
+            starts,
+            labels,
+            anomaly,
+            window: s.window,
+        })
+    }
+}
+
+/// A detector blob run over the test windows.
+pub struct DetectorRun {
+    /// Per window: score and flag.
+    pub outputs: Vec<f32>,
+    /// Test vectors.
+    pub vectors: Vec<u8>,
+    /// Per window: the score.
+    pub scores: Vec<f32>,
+    /// Rank of the labelled anomaly among the score peaks.
+    pub rank: Option<usize>,
+}
+
+/// Run a detector blob over the test windows (the report's and `eval`'s rank).
+pub fn run_detector(blob: &[u8], data: &DetectorData) -> Result<DetectorRun> {
+    let (outputs, vectors) = run_blob(blob, &data.test_rows, &data.labels)?;
+    let scores: Vec<f32> = outputs.chunks_exact(2).map(|o| o[0]).collect();
+    let rank = series::anomaly_rank(&scores, &data.starts, data.window, data.anomaly);
+    Ok(DetectorRun {
+        outputs,
+        vectors,
+        scores,
+        rank,
+    })
+}
+
 fn fit_detector(spec: &ClassicalSpec) -> Result<(Vec<u8>, Vec<u8>, serde_json::Value)> {
     let s = spec.series.as_ref().ok_or_else(|| anyhow!("no [series]"))?;
-    let train = Series::load(&spec.spec_dir.join(&s.train))?;
-    let test = Series::load(&spec.spec_dir.join(&s.test))?;
-    let Some(anomaly) = test.anomaly_range() else {
-        bail!("the test series has no labelled anomaly");
-    };
-    let (train_rows, _) = series::windows(&train.values, s.window, s.train_stride, 0);
-    if train_rows.is_empty() {
-        bail!("the training series is shorter than one window");
-    }
-    let from = s.test_from.unwrap_or(train.values.len());
-    let (test_rows, starts) = series::windows(&test.values, s.window, s.test_stride, from);
-    let labels: Vec<u16> = starts
-        .iter()
-        .map(|&st| u16::from(st <= anomaly.1 && anomaly.0 < st + s.window))
-        .collect();
-    let (blob, threshold, reference) = fit_detector_parts(spec, &train_rows, s.window)?;
-    let (outputs, vectors) = run_blob(&blob, &test_rows, &labels)?;
-    let scores: Vec<f32> = outputs.chunks_exact(2).map(|o| o[0]).collect();
+    let data = DetectorData::load(spec)?;
+    let DetectorData {
+        train_rows,
+        test_rows,
+        starts,
+        labels,
+        anomaly,
+        ..
+    } = &data;
+    let (blob, threshold, reference) = fit_detector_parts(spec, train_rows, s.window)?;
+    let DetectorRun {
+        outputs,
+        vectors,
+        scores,
+        rank,
+    } = run_detector(&blob, &data)?;
     let flagged = outputs.chunks_exact(2).filter(|o| o[1] > 0.5).count();
     let flagged_anomalous = outputs
         .chunks_exact(2)
-        .zip(&labels)
+        .zip(labels)
         .filter(|(o, &l)| o[1] > 0.5 && l == 1)
         .count();
-    let rank = series::anomaly_rank(&scores, &starts, s.window, anomaly);
-    let reference = reference(&test_rows)?;
+    let anomaly = *anomaly;
+    let reference = reference(test_rows)?;
     let max_diff = scores
         .iter()
         .zip(&reference)

@@ -28,12 +28,12 @@ use std::path::{Path, PathBuf};
 use anyhow::{bail, Context, Result};
 use serde::Deserialize;
 
+use crate::limits;
 use crate::spec::DatasetSpec;
 
 /// The model kind a spec file asks for (`"mlp"` when it has no `kind`).
 pub fn spec_kind(path: &Path) -> Result<String> {
-    let text = std::fs::read_to_string(path)
-        .with_context(|| format!("spec not found: {}", path.display()))?;
+    let text = crate::io::read_text(path, "spec")?;
     let table: toml::Table = text
         .parse()
         .with_context(|| format!("{}: not valid TOML", path.display()))?;
@@ -188,8 +188,7 @@ impl Default for ThresholdSpec {
 impl ClassicalSpec {
     /// Read and check a classical spec.
     pub fn load(path: &Path) -> Result<ClassicalSpec> {
-        let text = std::fs::read_to_string(path)
-            .with_context(|| format!("spec not found: {}", path.display()))?;
+        let text = crate::io::read_text(path, "spec")?;
         let mut spec: ClassicalSpec = toml::from_str(&text)
             .map_err(|e| anyhow::anyhow!("{}: {}", path.display(), e.message()))?;
         spec.spec_dir = path
@@ -242,18 +241,97 @@ impl ClassicalSpec {
                 KINDS.join(", ")
             ),
         }
-        if let Some(s) = &spec.series {
-            if s.window < 2 || s.window > runtime::format::MAX_WIDTH as usize {
-                bail!(
-                    "{p}: series.window must be between 2 and {}",
-                    runtime::format::MAX_WIDTH
-                );
-            }
-        }
+        spec.check_limits()
+            .map_err(|e| anyhow::anyhow!("{p}: {e}"))?;
         if !(0.0..=1.0).contains(&spec.threshold.quantile) {
             bail!("{p}: threshold.quantile must be between 0 and 1");
         }
         Ok(spec)
+    }
+}
+
+impl ClassicalSpec {
+    /// What the runtime (or the fit) would refuse, checked before any data is
+    /// read: `"field: problem"`.
+    fn check_limits(&self) -> std::result::Result<(), String> {
+        fn field(name: &'static str) -> impl Fn(String) -> String {
+            move |problem| format!("{name}: {problem}")
+        }
+        let window = self.series.as_ref().map(|s| s.window);
+        if let Some(w) = window {
+            if w < 2 {
+                return Err(format!("series.window: must be at least 2, got {w}"));
+            }
+            limits::WIDTH
+                .check("width", w)
+                .map_err(field("series.window"))?;
+        }
+        if let (Some(pca), Some(w)) = (&self.pca, window) {
+            if pca.components == 0 || pca.components >= w {
+                return Err(format!(
+                    "pca.components: {} must be between 1 and the window length - 1 ({})",
+                    pca.components,
+                    w - 1
+                ));
+            }
+        }
+        if let Some(a) = &self.autoencoder {
+            if let Some(&h) = a.hidden.iter().find(|&&h| h == 0) {
+                return Err(format!(
+                    "autoencoder.hidden: widths must be at least 1, got {h}"
+                ));
+            }
+            for &h in &a.hidden {
+                limits::WIDTH
+                    .check("width", h)
+                    .map_err(field("autoencoder.hidden"))?;
+            }
+            // save, a dense layer per width and an activation per hidden
+            // one, the reconstruction error, the threshold.
+            let layers = 2 * a.hidden.len() + 4;
+            limits::LAYERS
+                .check("layer count", layers)
+                .map_err(field("autoencoder.hidden"))?;
+        }
+        if let Some(f) = &self.isolation_forest {
+            if f.trees == 0 || f.sample_size < 2 {
+                return Err(
+                    "isolation_forest: trees must be at least 1 and sample_size at least 2".into(),
+                );
+            }
+            // A tree over `sample_size` rows has at most one leaf per row.
+            let nodes = 2 * f.sample_size - 1;
+            limits::TREE_NODES
+                .check(
+                    &format!("nodes per tree 2 x {} - 1 =", f.sample_size),
+                    nodes,
+                )
+                .map_err(field("isolation_forest.sample_size"))?;
+        }
+        for c in [&self.kmeans, &self.hierarchical].into_iter().flatten() {
+            if c.k == 0 {
+                return Err("k must be at least 1".into());
+            }
+            if let Some([lo, hi]) = c.k_range {
+                if lo == 0 || lo > hi {
+                    return Err(format!(
+                        "kmeans.k_range: [{lo}, {hi}] must be 1 <= low <= high"
+                    ));
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+impl ClassicalSpec {
+    /// The data files the export depends on.
+    pub fn data_files(&self) -> Vec<PathBuf> {
+        match (&self.dataset, &self.series) {
+            (Some(d), _) => vec![self.spec_dir.join(&d.path)],
+            (None, Some(s)) => vec![self.spec_dir.join(&s.train), self.spec_dir.join(&s.test)],
+            _ => vec![],
+        }
     }
 }
 

@@ -52,8 +52,7 @@ fn three() -> usize {
 
 /// Split the file into the MLP spec and the `[self_training]` table.
 pub fn load(path: &Path) -> Result<(ModelSpec, SelfTrainingSpec)> {
-    let text = std::fs::read_to_string(path)
-        .with_context(|| format!("spec not found: {}", path.display()))?;
+    let text = crate::io::read_text(path, "spec")?;
     let mut table: toml::Table = text
         .parse()
         .with_context(|| format!("{}: not valid TOML", path.display()))?;
@@ -161,61 +160,56 @@ pub fn export_self_training(
     reuse: bool,
 ) -> Result<serde_json::Value> {
     let (spec, st) = load(spec_path)?;
-    let dir = export::model_dir(out_root, &spec.name);
-    let fingerprint = export::fingerprint(spec_path, &spec)?;
-    if reuse {
-        if let Some(old) = export::up_to_date_report(&dir, &fingerprint, &export::CLASSIFIER_FILES)
-        {
-            return Ok(old);
-        }
-    }
-    let (train_set, test_set) = export::load_split(&spec)?;
-    let started = Instant::now();
-    let out = self_train(&spec, &st, &train_set, &test_set)?;
-    let seconds = started.elapsed().as_secs_f64();
-    let calibration_rows = spec.quantization.calibration_samples.min(train_set.len());
-    let calibration = out
-        .model
-        .normalize(&train_set.features[..calibration_rows * train_set.feature_count]);
-    let quantized = quantize_mlp(&out.model, &calibration)?;
-    let f32_model = export::f32_blob(&out.model)?;
-    let int8_model = export::int8_blob(&quantized, &out.model)?;
-    let f32_eval = export::evaluate(&f32_model, &test_set)?;
-    let int8_eval = export::evaluate(&int8_model, &test_set)?;
-    let baseline_eval = export::evaluate(&export::f32_blob(&out.baseline)?, &test_set)?;
-    let report = Report {
-        name: spec.name.clone(),
-        dataset: spec.dataset.path.display().to_string(),
-        classes: train_set.class_names.clone(),
-        train_samples: train_set.len(),
-        test_samples: test_set.len(),
-        f32_accuracy: f32_eval.accuracy,
-        int8_accuracy: int8_eval.accuracy,
-        f32: export::blob_report(&f32_model, f32_eval.accuracy)?,
-        int8: export::blob_report(&int8_model, int8_eval.accuracy)?,
-        train_loss: Vec::new(),
-        training_seconds: seconds,
-        fingerprint,
-    };
-    let mut value = serde_json::to_value(&report)?;
-    value["kind"] = json!("self-training");
-    value["runs"] = json!(["f32", "int8"]);
-    value["self_training"] = json!({
-        "labelled_fraction": st.labelled_fraction,
-        "labelled_rows": out.labelled,
-        "confidence": st.confidence,
-        "rounds": out.rounds,
-        "labelled_only_accuracy": baseline_eval.accuracy,
-        "self_trained_accuracy": f32_eval.accuracy,
-        "pseudo_labels": out.pseudo,
-        "pseudo_labels_correct": out.pseudo_correct,
-    });
-    export::write_export(
-        &dir,
-        (&f32_model, &f32_eval),
-        (&int8_model, &int8_eval),
-        None,
-        &value,
-    )?;
-    Ok(value)
+    let fingerprint = export::fingerprint(spec_path, &spec.data_files())?;
+    let reuse = reuse.then_some(&export::CLASSIFIER_FILES[..]);
+    export::write_model(out_root, &spec.name, &fingerprint.clone(), reuse, |dir| {
+        let (train_set, test_set) = export::load_split(&spec)?;
+        let started = Instant::now();
+        let out = self_train(&spec, &st, &train_set, &test_set)?;
+        let seconds = started.elapsed().as_secs_f64();
+        let calibration_rows = spec.quantization.calibration_samples.min(train_set.len());
+        let calibration = out
+            .model
+            .normalize(&train_set.features[..calibration_rows * train_set.feature_count]);
+        let quantized = quantize_mlp(&out.model, &calibration)?;
+        let f32_model = export::f32_blob(&out.model)?;
+        let int8_model = export::int8_blob(&quantized, &out.model)?;
+        let f32_eval = export::evaluate(&f32_model, &test_set)?;
+        let int8_eval = export::evaluate(&int8_model, &test_set)?;
+        let baseline_eval = export::evaluate(&export::f32_blob(&out.baseline)?, &test_set)?;
+        let report = Report {
+            name: spec.name.clone(),
+            dataset: spec.dataset.path.display().to_string(),
+            classes: train_set.class_names.clone(),
+            train_samples: train_set.len(),
+            test_samples: test_set.len(),
+            f32_accuracy: f32_eval.accuracy,
+            int8_accuracy: int8_eval.accuracy,
+            f32: export::blob_report(&f32_model, f32_eval.accuracy)?,
+            int8: export::blob_report(&int8_model, int8_eval.accuracy)?,
+            train_loss: Vec::new(),
+            training_seconds: seconds,
+            fingerprint,
+        };
+        let mut value = serde_json::to_value(&report)?;
+        value["kind"] = json!("self-training");
+        value["runs"] = json!(["f32", "int8"]);
+        value["self_training"] = json!({
+            "labelled_fraction": st.labelled_fraction,
+            "labelled_rows": out.labelled,
+            "confidence": st.confidence,
+            "rounds": out.rounds,
+            "labelled_only_accuracy": baseline_eval.accuracy,
+            "self_trained_accuracy": f32_eval.accuracy,
+            "pseudo_labels": out.pseudo,
+            "pseudo_labels_correct": out.pseudo_correct,
+        });
+        export::write_export(
+            dir,
+            (&f32_model, &f32_eval),
+            (&int8_model, &int8_eval),
+            None,
+        )?;
+        Ok(value)
+    })
 }

@@ -18,8 +18,7 @@ pub struct Series {
 impl Series {
     /// Read a `timestamp,value,is_anomaly` CSV with a header row.
     pub fn load(path: &Path) -> Result<Series> {
-        let text = std::fs::read_to_string(path)
-            .with_context(|| format!("series not found: {}", path.display()))?;
+        let text = crate::io::read_text(path, "series")?;
         let mut values = Vec::new();
         let mut anomalous = Vec::new();
         for (n, line) in text.lines().enumerate().skip(1) {

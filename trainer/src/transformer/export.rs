@@ -13,17 +13,17 @@
 //! holds the error figures and the anomaly rank of both blobs, and
 //! `errors.csv` the per-step errors and `errors.png` the series with the int8 error under it.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::time::Instant;
 
-use anyhow::{anyhow, bail, Context, Result};
+use anyhow::{anyhow, bail, Result};
 use runtime::{Model, Numeric, TestVectors};
 use serde_json::json;
 
 use crate::classical::series::{anomaly_rank, Series};
 use crate::data::{self, Dataset, Normalization};
-use crate::export::{self, Split, CLASSIFIER_FILES};
-use crate::io::write_atomic;
+use crate::export::{self, Report, Split, CLASSIFIER_FILES};
+use crate::io::ExportDir;
 use crate::recurrent::Buffers;
 use crate::transformer::blob::{f32_blob, f32_bytes, i8_bytes};
 use crate::transformer::model::{Config, Transformer};
@@ -31,24 +31,6 @@ use crate::transformer::quantize::{int8_blob, quantize};
 use crate::transformer::spec::TransformerSpec;
 use crate::transformer::train::{train, Examples, Schedule, Targets};
 use crate::ts;
-
-/// Identifies what an export was made from: spec text, data files, format
-/// version, trainer and runtime source.
-fn fingerprint(spec_path: &Path, spec: &TransformerSpec) -> Result<String> {
-    let mut digest = runtime::format::CRC32.digest();
-    digest.update(
-        &std::fs::read(spec_path).with_context(|| format!("reading {}", spec_path.display()))?,
-    );
-    for file in spec.data_files() {
-        digest.update(
-            &std::fs::read(&file)
-                .with_context(|| format!("dataset not found: {}", file.display()))?,
-        );
-    }
-    digest.update(&runtime::format::FORMAT_VERSION.to_le_bytes());
-    digest.update(env!("TRAINER_SOURCE_FINGERPRINT").as_bytes());
-    Ok(format!("{:08x}", digest.finalize()))
-}
 
 fn schedule(spec: &TransformerSpec) -> Schedule {
     Schedule {
@@ -111,6 +93,7 @@ pub fn classifier_data(spec: &TransformerSpec) -> Result<(Dataset, Dataset, Norm
         let test_set = ts::load_ts(&spec.spec_dir.join(test_path))?;
         let channel = ts::fit_channel_normalization(&train_set);
         let (train_rows, test_rows) = (series_rows(&train_set)?, series_rows(&test_set)?);
+        check_widths(&path, &train_rows)?;
         if train_rows.feature_count != test_rows.feature_count {
             bail!("the train and test series differ in length");
         }
@@ -128,12 +111,25 @@ pub fn classifier_data(spec: &TransformerSpec) -> Result<(Dataset, Dataset, Norm
             header: d.header,
         },
     )?;
+    check_widths(&path, &all)?;
     let (train_set, test_set) = data::split_stratified(&all, d.test_fraction, d.seed);
     if train_set.is_empty() || test_set.is_empty() {
         bail!("the dataset is too small to split into train and test");
     }
     let normalization = global_normalization(&train_set);
     Ok((train_set, test_set, normalization))
+}
+
+/// A classifier's data-given widths against the runtime's limit: the
+/// input row (every token's values) and the classes.
+fn check_widths(path: &Path, rows: &Dataset) -> Result<()> {
+    crate::limits::check_data(
+        path,
+        &[
+            ("input width", rows.feature_count),
+            ("class count", rows.class_count()),
+        ],
+    )
 }
 
 /// `n` evenly spaced rows of `rows` (all if fewer), for calibration.
@@ -153,10 +149,10 @@ fn spread_rows(rows: &[f32], width: usize, n: usize) -> Vec<f32> {
 /// Train, quantize, evaluate and write a classifier.
 fn export_classifier(
     spec: &TransformerSpec,
-    dir: &Path,
+    dir: &ExportDir,
     fingerprint: String,
     progress: bool,
-) -> Result<serde_json::Value> {
+) -> Result<Report> {
     let (train_set, test_set, normalization) = classifier_data(spec)?;
     let config = Config::new(
         &spec.transformer,
@@ -189,7 +185,7 @@ fn export_classifier(
     let int8_model = int8_blob(&model, &quantized)?;
     let f32_eval = export::evaluate(&f32_model, &test_set)?;
     let int8_eval = export::evaluate(&int8_model, &test_set)?;
-    let report = export::finish_classifier_export(
+    export::finish_classifier_export(
         &crate::spec::ModelSpec {
             name: spec.name.clone(),
             dataset: spec
@@ -212,8 +208,7 @@ fn export_classifier(
         &history,
         training_seconds,
         fingerprint,
-    )?;
-    Ok(serde_json::to_value(report)?)
+    )
 }
 
 /// The forecaster's normalization: a raw value to its bin coordinate, the
@@ -382,34 +377,98 @@ fn stream_figures(
     (errors, figures)
 }
 
+/// A forecaster's data: both series, the labelled anomaly, the bin
+/// normalization, and where the test stream starts.
+pub struct ForecastData {
+    /// The normal training series.
+    pub train: Series,
+    /// The test series (it may begin with the training part).
+    pub test: Series,
+    /// First and last labelled anomalous point of the test series.
+    pub anomaly: (usize, usize),
+    /// Raw value to bin coordinate, fitted on the training series.
+    pub normalization: Normalization,
+    /// Context of the model.
+    pub tokens: usize,
+    /// Test-series index where the stream starts: `tokens` points before the
+    /// end of the training part, so the first scored prediction already has
+    /// a full context.
+    pub offset: usize,
+}
+
+impl ForecastData {
+    /// Load a forecaster spec's series.
+    pub fn load(spec: &TransformerSpec) -> Result<ForecastData> {
+        let s = spec.series.as_ref().ok_or_else(|| anyhow!("no [series]"))?;
+        let train = Series::load(&spec.spec_dir.join(&s.train))?;
+        let test = Series::load(&spec.spec_dir.join(&s.test))?;
+        let Some(anomaly) = test.anomaly_range() else {
+            bail!("the test series has no labelled anomaly");
+        };
+        let t = &spec.transformer;
+        let (tokens, vocab) = (t.tokens, t.vocab.unwrap_or(2));
+        let train_len = train.values.len();
+        if train_len <= 2 * tokens || test.values.len() <= train_len + 1 {
+            bail!("the series are too short for {tokens} tokens");
+        }
+        let normalization = bin_normalization(&train.values, vocab, tokens);
+        Ok(ForecastData {
+            train,
+            test,
+            anomaly,
+            normalization,
+            tokens,
+            offset: train_len - tokens,
+        })
+    }
+
+    /// The values run through the key/value cache.
+    pub fn stream(&self) -> &[f32] {
+        &self.test.values[self.offset..]
+    }
+}
+
+/// A causal blob run over the test stream: the run, each scored point's
+/// absolute error (raw units) and the figures of the report (and `eval`).
+pub fn run_forecast(
+    blob: &[u8],
+    data: &ForecastData,
+) -> Result<(StreamRun, Vec<f32>, serde_json::Value)> {
+    let run = run_stream(blob, data.stream(), 1)?;
+    let (errors, figures) = stream_figures(
+        &run,
+        data.stream(),
+        data.tokens, // stream index of the first test-part point
+        data.offset,
+        &data.normalization,
+        data.tokens,
+        data.anomaly,
+    );
+    Ok((run, errors, figures))
+}
+
 /// Train, quantize, run and write a causal forecaster.
 fn export_forecaster(
     spec: &TransformerSpec,
-    dir: &Path,
+    dir: &ExportDir,
     fingerprint: String,
     progress: bool,
 ) -> Result<serde_json::Value> {
     let s = spec.series.as_ref().ok_or_else(|| anyhow!("no [series]"))?;
-    let train_series = Series::load(&spec.spec_dir.join(&s.train))?;
-    let test_series = Series::load(&spec.spec_dir.join(&s.test))?;
-    let Some(anomaly) = test_series.anomaly_range() else {
-        bail!("the test series has no labelled anomaly");
-    };
+    let data = ForecastData::load(spec)?;
+    let (train_series, test_series) = (&data.train, &data.test);
+    let (anomaly, normalization) = (data.anomaly, &data.normalization);
     let t = &spec.transformer;
-    let (tokens, vocab) = (t.tokens, t.vocab.unwrap_or(2));
+    let tokens = t.tokens;
     let train_len = train_series.values.len();
-    if train_len <= 2 * tokens || test_series.values.len() <= train_len + 1 {
-        bail!("the series are too short for {tokens} tokens");
-    }
-    let normalization = bin_normalization(&train_series.values, vocab, tokens);
     let (inputs, targets) =
-        forecast_windows(&train_series.values, tokens, s.train_stride, &normalization);
+        forecast_windows(&train_series.values, tokens, s.train_stride, normalization);
     // Watched only: non-overlapping windows of the test part.
     let (test_inputs, test_targets) = forecast_windows(
         &test_series.values[train_len..],
         tokens,
         tokens,
-        &normalization,
+        normalization,
     );
     let config = Config::new(t, tokens, 1)?;
     let mut init = Transformer::init(config, normalization.clone(), spec.training.seed);
@@ -434,31 +493,10 @@ fn export_forecaster(
     let f32_model = f32_blob(&model)?;
     let int8_model = int8_blob(&model, &quantized)?;
 
-    // The stream starts `tokens` points before the test part so the first
-    // scored prediction already has a full context.
-    let offset = train_len - tokens;
-    let stream = &test_series.values[offset..];
-    let f32_run = run_stream(&f32_model, stream, 1)?;
-    let int8_run = run_stream(&int8_model, stream, 1)?;
-    let first_scored = tokens; // stream index of the first test-part point
-    let (f32_errors, f32_figures) = stream_figures(
-        &f32_run,
-        stream,
-        first_scored,
-        offset,
-        &normalization,
-        tokens,
-        anomaly,
-    );
-    let (int8_errors, int8_figures) = stream_figures(
-        &int8_run,
-        stream,
-        first_scored,
-        offset,
-        &normalization,
-        tokens,
-        anomaly,
-    );
+    let (offset, stream) = (data.offset, data.stream());
+    let first_scored = tokens;
+    let (f32_run, f32_errors, f32_figures) = run_forecast(&f32_model, &data)?;
+    let (int8_run, int8_errors, int8_figures) = run_forecast(&int8_model, &data)?;
 
     // Trainer vs runtime: once the cache is full, step t's output is the
     // last row of the full forward pass over the window ending at t.
@@ -507,47 +545,43 @@ fn export_forecaster(
         "f32": export::blob_report(&f32_model, 0.0)?,
         "int8": export::blob_report(&int8_model, 0.0)?,
     });
-    write_atomic(&dir.join("f32.bin"), &f32_model)?;
-    write_atomic(&dir.join("int8.bin"), &int8_model)?;
-    write_atomic(&dir.join("f32.vectors"), &f32_run.vectors)?;
-    write_atomic(&dir.join("int8.vectors"), &int8_run.vectors)?;
-    write_atomic(&dir.join("errors.csv"), csv.as_bytes())?;
-    if let Err(e) = crate::plot::loss_and_metric_curve(
-        &dir.join("loss.png"),
-        &spec.name,
-        &history.train_loss,
-        &history.test_accuracy,
-        "test R² (x100)",
-    ) {
-        eprintln!("warning: plot skipped: {e:#}");
-    }
+    dir.write("f32.bin", &f32_model)?;
+    dir.write("int8.bin", &int8_model)?;
+    dir.write("f32.vectors", &f32_run.vectors)?;
+    dir.write("int8.vectors", &int8_run.vectors)?;
+    dir.write("errors.csv", csv.as_bytes())?;
+    export::plot(dir, "loss.png", |path| {
+        crate::plot::loss_and_metric_curve(
+            path,
+            &spec.name,
+            &history.train_loss,
+            &history.test_accuracy,
+            "test R² (x100)",
+        )
+    });
     let points: Vec<usize> = (0..f32_errors.len())
         .map(|i| offset + first_scored + i)
         .collect();
-    if let Err(e) = crate::plot::series_scores(
-        &dir.join("errors.png"),
-        &format!(
-            "{}: next-value error (int8, runtime), labelled anomaly shaded",
-            spec.name
-        ),
-        &points,
-        &points
-            .iter()
-            .map(|&p| test_series.values[p])
-            .collect::<Vec<_>>(),
-        &int8_errors,
-        &points
-            .iter()
-            .map(|&p| test_series.anomalous[p])
-            .collect::<Vec<_>>(),
-        "|prediction - value|",
-    ) {
-        eprintln!("warning: plot skipped: {e:#}");
-    }
-    write_atomic(
-        &dir.join("report.json"),
-        serde_json::to_string_pretty(&report)?.as_bytes(),
-    )?;
+    export::plot(dir, "errors.png", |path| {
+        crate::plot::series_scores(
+            path,
+            &format!(
+                "{}: next-value error (int8, runtime), labelled anomaly shaded",
+                spec.name
+            ),
+            &points,
+            &points
+                .iter()
+                .map(|&p| test_series.values[p])
+                .collect::<Vec<_>>(),
+            &int8_errors,
+            &points
+                .iter()
+                .map(|&p| test_series.anomalous[p])
+                .collect::<Vec<_>>(),
+            "|prediction - value|",
+        )
+    });
     Ok(report)
 }
 
@@ -561,31 +595,31 @@ pub fn export_spec(
     progress: bool,
 ) -> Result<serde_json::Value> {
     let spec = TransformerSpec::load(spec_path)?;
-    let dir: PathBuf = export::model_dir(out_root, &spec.name);
-    let fingerprint = fingerprint(spec_path, &spec)?;
-    let forecaster = spec.series.is_some();
-    if reuse {
-        let files: &[&str] = if forecaster {
-            &[
-                "f32.bin",
-                "int8.bin",
-                "f32.vectors",
-                "int8.vectors",
-                "errors.csv",
-            ]
-        } else {
-            &CLASSIFIER_FILES
-        };
-        if let Some(old) = export::up_to_date_report(&dir, &fingerprint, files) {
-            return Ok(old);
-        }
-    }
-    if forecaster {
-        export_forecaster(&spec, &dir, fingerprint, progress)
+    let fingerprint = export::fingerprint(spec_path, &spec.data_files())?;
+    let name = &spec.name;
+    if spec.series.is_some() {
+        let reuse = reuse.then_some(&FORECASTER_FILES[..]);
+        export::write_model(out_root, name, &fingerprint.clone(), reuse, |dir| {
+            export_forecaster(&spec, dir, fingerprint, progress)
+        })
     } else {
-        export_classifier(&spec, &dir, fingerprint, progress)
+        // The report is written from `Report` itself, as for every classifier.
+        let reuse = reuse.then_some(&CLASSIFIER_FILES[..]);
+        let report = export::write_model(out_root, name, &fingerprint.clone(), reuse, |dir| {
+            export_classifier(&spec, dir, fingerprint, progress)
+        })?;
+        Ok(serde_json::to_value(report)?)
     }
 }
+
+/// The files of a forecaster export besides its report.
+const FORECASTER_FILES: [&str; 5] = [
+    "f32.bin",
+    "int8.bin",
+    "f32.vectors",
+    "int8.vectors",
+    "errors.csv",
+];
 
 /// One line summarising a transformer report.
 pub fn summary(r: &serde_json::Value) -> String {

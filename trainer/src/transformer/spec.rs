@@ -9,7 +9,7 @@
 //! seed = 7
 //! [transformer]
 //! tokens = 8                # each input row is cut into 8 equal consecutive tokens
-//! dim = 32                  # model width
+//! dim = 32                  # model width (rows x dim and rows x ff must fit the runtime's MAX_WIDTH)
 //! heads = 2                 # divides dim
 //! blocks = 1                # pre-norm encoder blocks (at most 2: the blob holds 32 layers)
 //! ff = 64                   # width of each block's feed-forward layer
@@ -46,9 +46,10 @@
 
 use std::path::{Path, PathBuf};
 
-use anyhow::{anyhow, Context, Result};
+use anyhow::{anyhow, Result};
 use serde::Deserialize;
 
+use crate::limits;
 use crate::spec::{DatasetSpec, OptimizerSpec, QuantizationSpec, TrainingSpec};
 
 /// How positions reach the model.
@@ -151,6 +152,10 @@ pub struct TransformerSpec {
     pub spec_dir: PathBuf,
 }
 
+/// Blob layers of one encoder block: save, norm, attention, add, save, norm,
+/// dense, GELU, dense, add.
+const LAYERS_PER_BLOCK: usize = 10;
+
 /// Layers a blob of this architecture holds (must fit `MAX_LAYERS`).
 pub fn layer_count(t: &TransformerSection) -> usize {
     let positional = usize::from(t.position == PositionKind::Sinusoidal);
@@ -159,15 +164,14 @@ pub fn layer_count(t: &TransformerSection) -> usize {
         PoolKind::Cls => (1, 1, 1),
         PoolKind::Causal => (0, 0, 0),
     };
-    // tokens + input + [cls] + [positions] + 10 per block + final norm + [pool] + head + [softmax]
-    2 + cls + positional + 10 * t.blocks + 1 + pool + 1 + softmax
+    // tokens + input + [cls] + [positions] + per block + final norm + [pool] + head + [softmax]
+    2 + cls + positional + LAYERS_PER_BLOCK * t.blocks + 1 + pool + 1 + softmax
 }
 
 impl TransformerSpec {
     /// Read and validate a spec file.
     pub fn load(path: &Path) -> Result<TransformerSpec> {
-        let text = std::fs::read_to_string(path)
-            .with_context(|| format!("spec not found: {}", path.display()))?;
+        let text = crate::io::read_text(path, "spec")?;
         Self::parse(&text, path)
     }
 
@@ -199,23 +203,31 @@ impl TransformerSpec {
             ));
         }
         let t = &file.transformer;
-        let max_tokens = runtime::format::MAX_TOKENS as usize;
-        let cls = usize::from(t.pool == PoolKind::Cls);
-        if t.tokens == 0 || t.tokens + cls > max_tokens {
-            return Err(invalid(
-                "transformer.tokens",
-                format!(
-                    "must be between 1 and {} (class token included), got {}",
-                    max_tokens, t.tokens
-                ),
-            ));
+        let above = |field: &str, check: Result<(), String>| {
+            check.map_err(|problem| anyhow!("{p}: {field}: {problem}"))
+        };
+        if t.tokens == 0 {
+            return Err(invalid("transformer.tokens", "must be at least 1".into()));
         }
-        if t.dim == 0 || t.dim > runtime::format::MAX_WIDTH as usize / 3 {
-            return Err(invalid(
-                "transformer.dim",
-                format!("must be between 1 and 1365, got {}", t.dim),
-            ));
+        // Every tensor holds all rows (tokens and the class token), and the
+        // runtime's width limit applies to the whole tensor.
+        let rows = t.tokens + usize::from(t.pool == PoolKind::Cls);
+        above(
+            "transformer.tokens",
+            limits::TOKENS.check("token count", rows),
+        )?;
+        if t.dim == 0 {
+            return Err(invalid("transformer.dim", "must be at least 1".into()));
         }
+        above(
+            "transformer.dim",
+            limits::WIDTH.check(&format!("width {rows} x {} =", t.dim), rows * t.dim),
+        )?;
+        // The q, k, v projection is one `3 dim` wide product per row.
+        above(
+            "transformer.dim",
+            limits::WIDTH.check(&format!("q, k, v width 3 x {} =", t.dim), 3 * t.dim),
+        )?;
         if t.heads == 0 || !t.dim.is_multiple_of(t.heads) {
             return Err(invalid(
                 "transformer.heads",
@@ -231,32 +243,38 @@ impl TransformerSpec {
                 ),
             ));
         }
-        if t.ff == 0 || t.ff > runtime::format::MAX_WIDTH as usize {
-            return Err(invalid(
-                "transformer.ff",
-                format!("must be between 1 and 4096, got {}", t.ff),
-            ));
+        if t.ff == 0 {
+            return Err(invalid("transformer.ff", "must be at least 1".into()));
         }
+        above(
+            "transformer.ff",
+            limits::WIDTH.check(&format!("width {rows} x {} =", t.ff), rows * t.ff),
+        )?;
         if t.blocks == 0 {
             return Err(invalid("transformer.blocks", "must be at least 1".into()));
         }
+        above(
+            "transformer.blocks",
+            limits::ATTENTION_LAYERS.check("attention layer count (one per block)", t.blocks),
+        )?;
         let layers = layer_count(t);
-        if layers > runtime::format::MAX_LAYERS {
-            return Err(invalid(
-                "transformer.blocks",
-                format!(
-                    "{} needs {layers} blob layers, more than the runtime's {} (use at most 2 blocks)",
-                    t.blocks,
-                    runtime::format::MAX_LAYERS
-                ),
+        if let Err(problem) = limits::LAYERS.check("layer count", layers) {
+            let fixed = layers - LAYERS_PER_BLOCK * t.blocks;
+            let most = limits::LAYERS.value.saturating_sub(fixed) / LAYERS_PER_BLOCK;
+            return Err(anyhow!(
+                "{p}: transformer.blocks: {} blocks: {problem}; use at most {most} blocks",
+                t.blocks
             ));
         }
         match (t.pool, t.vocab) {
-            (PoolKind::Causal, Some(v)) if (2..=128).contains(&v) => {}
+            (PoolKind::Causal, Some(v)) if v >= 2 => above(
+                "transformer.vocab",
+                limits::INT8_VOCAB.check("vocabulary", v),
+            )?,
             (PoolKind::Causal, Some(v)) => {
                 return Err(invalid(
                     "transformer.vocab",
-                    format!("must be between 2 and 128, got {v}"),
+                    format!("must be at least 2, got {v}"),
                 ))
             }
             (PoolKind::Causal, None) => {
