@@ -89,6 +89,8 @@ pub struct Decision {
 
 #[derive(Debug, Clone, Copy, PartialEq)]
 #[cfg_attr(feature = "defmt", derive(defmt::Format))]
+// With one numeric path compiled out, the other variant is never built.
+#[cfg_attr(not(all(feature = "f32", feature = "int8")), allow(dead_code))]
 enum Scores {
     F32([f32; MAX_CLASSES]),
     Int8([i8; MAX_CLASSES]),
