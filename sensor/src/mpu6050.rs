@@ -60,6 +60,15 @@
 //!
 //! Nothing here panics: every byte is read from a fixed-size buffer by a
 //! pattern, and every bus error is returned as [`Error::I2c`].
+//!
+//! # Not detected
+//! A sensor that resets itself after `init` (a brown-out on its supply)
+//! goes back to sleep at ±2 g / ±250 °/s and its data registers stop
+//! updating; the bursts still read back cleanly, so the samples are stale
+//! and wrongly scaled without any error. Checking for that would cost a
+//! `PWR_MGMT_1` read per sample; call `init` again after a power event
+//! instead. A burst cut short that reads as 0x00 (SDA held low) is not
+//! detectable either (see [`RawSample::from_burst`]).
 
 use embedded_hal::delay::DelayNs;
 use embedded_hal::i2c::I2c;

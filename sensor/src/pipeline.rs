@@ -20,7 +20,7 @@
 //! Call [`Pipeline::poll`] once per sample period: BasicMotions was sampled
 //! at 10 Hz (every 100 ms) and a window of 100 samples is its 10 s series.
 //! Each poll reads the newest sample; the sensor runs at 1 kHz behind a 5 Hz
-//! low-pass filter (see [`mpu6050`](crate::mpu6050)), so a 10 Hz poll reads a
+//! low-pass filter (see [`mpu6050`]), so a 10 Hz poll reads a
 //! fresh, band-limited value whatever its phase.
 //!
 //! # Errors and the state
@@ -134,6 +134,8 @@ pub struct Pipeline<'p, 'm, I2C> {
     imu: Mpu6050<I2C>,
     model: &'p Model<'m>,
     state: &'p mut [u8],
+    // Unused when neither numeric path is compiled in.
+    #[cfg_attr(not(any(feature = "f32", feature = "int8")), allow(dead_code))]
     arena: &'p mut [u8],
     window_len: NonZeroU16,
     in_window: u16,
