@@ -62,7 +62,12 @@ fn layer(tag: u32, f: &Fields) -> LayerDef<'_> {
     let cell = [Cell::Rnn, Cell::Lstm, Cell::Gru][w[2] as usize % 3];
     let position = [Position::None, Position::RelativeBias, Position::Rope][w[3] as usize % 3];
     match tag {
-        0 => LayerDef::DenseF32 { inputs: w[0], outputs: w[1], weights: &b[0], bias: &b[1] },
+        0 => LayerDef::DenseF32 {
+            inputs: w[0],
+            outputs: w[1],
+            weights: &b[0],
+            bias: &b[1],
+        },
         1 => LayerDef::ActivationF32(match w[0] % 6 {
             0 => Activation::Relu,
             1 => Activation::LeakyRelu { alpha: f.floats[0] },
@@ -90,7 +95,11 @@ fn layer(tag: u32, f: &Fields) -> LayerDef<'_> {
             skip: rescale(3),
             output_zero_point: s[5] as i8,
         },
-        8 => LayerDef::NearestCentroidF32 { dim: w[0], k: w[1], centroids: &b[0] },
+        8 => LayerDef::NearestCentroidF32 {
+            dim: w[0],
+            k: w[1],
+            centroids: &b[0],
+        },
         9 => LayerDef::SquaredErrorF32 { slot: s[0] },
         10 => LayerDef::IsolationForestF32 {
             inputs: w[0],
@@ -99,7 +108,12 @@ fn layer(tag: u32, f: &Fields) -> LayerDef<'_> {
             nodes: &b[1],
         },
         11 => LayerDef::ThresholdF32 { value: f.floats[0] },
-        12 => LayerDef::RecurrentF32 { cell, inputs: w[0], hidden: w[1], params: &b[0] },
+        12 => LayerDef::RecurrentF32 {
+            cell,
+            inputs: w[0],
+            hidden: w[1],
+            params: &b[0],
+        },
         13 => LayerDef::RecurrentI8 {
             cell,
             inputs: w[0],
@@ -108,19 +122,43 @@ fn layer(tag: u32, f: &Fields) -> LayerDef<'_> {
             output: rescale(1),
             output_zero_point: s[3] as i8,
         },
-        14 => LayerDef::Tokens { tokens: w[0], causal: s[0] % 2 == 1 },
-        15 => LayerDef::EmbeddingF32 { vocab: w[0], dim: w[1], table: &b[0] },
-        16 => LayerDef::EmbeddingI8 { vocab: w[0], dim: w[1], table: &b[0] },
+        14 => LayerDef::Tokens {
+            tokens: w[0],
+            causal: s[0] % 2 == 1,
+        },
+        15 => LayerDef::EmbeddingF32 {
+            vocab: w[0],
+            dim: w[1],
+            table: &b[0],
+        },
+        16 => LayerDef::EmbeddingI8 {
+            vocab: w[0],
+            dim: w[1],
+            table: &b[0],
+        },
         17 => LayerDef::AddTableF32 { table: &b[0] },
-        18 => LayerDef::AddTableI8 { input: rescale(0), table: &b[0], output_zero_point: s[2] as i8 },
-        19 => LayerDef::LayerNormF32 { dim: w[0], eps: f.floats[1], params: &b[0] },
+        18 => LayerDef::AddTableI8 {
+            input: rescale(0),
+            table: &b[0],
+            output_zero_point: s[2] as i8,
+        },
+        19 => LayerDef::LayerNormF32 {
+            dim: w[0],
+            eps: f.floats[1],
+            params: &b[0],
+        },
         20 => LayerDef::LayerNormI8 {
             dim: w[0],
             eps: w[1],
             params: &b[0],
             output_zero_point: s[0] as i8,
         },
-        21 => LayerDef::AttentionF32 { dim: w[0], heads: w[1], position, params: &b[0] },
+        21 => LayerDef::AttentionF32 {
+            dim: w[0],
+            heads: w[1],
+            position,
+            params: &b[0],
+        },
         22 => LayerDef::AttentionI8 {
             dim: w[0],
             heads: w[1],
@@ -132,7 +170,9 @@ fn layer(tag: u32, f: &Fields) -> LayerDef<'_> {
             context: rescale(4),
             out: dense(6),
         },
-        23 => LayerDef::Pool { kind: [PoolKind::Mean, PoolKind::First][w[0] as usize % 2] },
+        23 => LayerDef::Pool {
+            kind: [PoolKind::Mean, PoolKind::First][w[0] as usize % 2],
+        },
         24 => LayerDef::ClassToken { vector: &b[0] },
         _ => unreachable!("{tag}"),
     }

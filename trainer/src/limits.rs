@@ -42,19 +42,17 @@ pub const TOKENS: Limit = Limit {
     name: "runtime::format::MAX_TOKENS",
 };
 
-/// Most attention layers of one blob. The runtime's constant is not public
-/// (`runtime/src/model/transformer.rs`), so its value is repeated here and
-/// pinned to the runtime's behaviour by a test below.
+/// Most attention layers of one blob.
 pub const ATTENTION_LAYERS: Limit = Limit {
-    value: 4,
-    name: "MAX_ATTENTION_LAYERS in runtime/src/model/transformer.rs",
+    value: format::MAX_ATTENTION_LAYERS,
+    name: "runtime::format::MAX_ATTENTION_LAYERS",
 };
 
 /// Largest vocabulary of an int8 embedding: its ids are the int8 input
-/// values, which are non-negative. Pinned to the runtime by a test below.
+/// values, which are non-negative.
 pub const INT8_VOCAB: Limit = Limit {
-    value: i8::MAX as usize + 1,
-    name: "the int8 embedding check in runtime/src/model/transformer.rs",
+    value: format::MAX_VOCAB_I8 as usize,
+    name: "runtime::format::MAX_VOCAB_I8",
 };
 
 /// Most nodes of one isolation-forest tree: node indices are `u16` and
@@ -152,7 +150,7 @@ mod tests {
         ));
     }
 
-    /// The int8 vocabulary limit the trainer repeats is the one the runtime enforces.
+    /// The int8 vocabulary limit the trainer checks is the one the runtime enforces.
     #[test]
     fn int8_vocab_limit_is_the_runtimes() {
         let ones = 1.0f32.to_le_bytes().to_vec();

@@ -140,9 +140,34 @@ fn run(cli: Cli, stdout: &mut impl Write) -> Result<()> {
             say!(stdout, "MACs        {}", stats.macs);
             say!(stdout, "flash bytes {} (blob)", bytes.len());
             say!(stdout, "arena bytes {}", model.arena_bytes());
+            if model.state_bytes() > 0 {
+                say!(stdout, "state bytes {}", model.state_bytes());
+            }
+            say!(
+                stdout,
+                "runtime features {} (the smallest build that runs it); Cargo.toml line:",
+                model.features()
+            );
+            say!(stdout, "{}", dependency_line(&model));
+            say!(
+                stdout,
+                "(on a Cortex-M4, M7 or M33 add \"arm-dsp\" to the features for the DSP int8 kernels)"
+            );
         }
     }
     stdout.flush().context("cannot write to standard output")
+}
+
+/// The `runtime` dependency a firmware needs for `model`: this checkout's
+/// runtime with only the model's features.
+fn dependency_line(model: &Model) -> String {
+    let runtime = Path::new(env!("CARGO_MANIFEST_DIR")).join("../runtime");
+    let path = std::fs::canonicalize(&runtime).unwrap_or(runtime);
+    format!(
+        "runtime = {{ path = \"{}\", default-features = false, features = [{}] }}",
+        path.display(),
+        model.features()
+    )
 }
 
 fn main() -> ExitCode {

@@ -29,7 +29,7 @@ use rand::seq::SliceRandom;
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use runtime::format::Cell;
-use runtime::format::{self, Activation, LayerDef, ModelHeader, Numeric, Rescale};
+use runtime::format::{Activation, LayerDef, ModelHeader, Numeric, Rescale};
 use runtime::quant::quantize_multiplier;
 use runtime::{Model, QuantParams, TestVectors};
 

@@ -544,7 +544,7 @@ fn parse_layers(path: &Path, texts: &[String]) -> Result<Vec<LayerSpec>, SpecErr
 }
 
 /// `(cell, units)` of each recurrent layer, and the head's layers.
-pub type RecurrentSplit = (Vec<(runtime::recurrent::Cell, usize)>, Vec<LayerSpec>);
+pub type RecurrentSplit = (Vec<(runtime::format::Cell, usize)>, Vec<LayerSpec>);
 
 /// A recurrent model's layers as the runtime accepts them: `(cell, units)`
 /// of the leading recurrent layers, then a head of dense layers and

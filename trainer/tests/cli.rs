@@ -282,3 +282,45 @@ fn closed_stdout_is_an_error_line_not_a_panic() {
     let line = error_line(&o);
     assert!(line.contains("standard output"), "{line:?}");
 }
+
+/// `inspect` names the smallest runtime build of a blob, as a line to paste
+/// into a firmware's Cargo.toml.
+#[test]
+fn inspect_prints_the_runtime_dependency_with_the_models_features() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+    for (blob, features) in [
+        ("iris-mlp/int8.bin", r#"features = ["int8"]"#),
+        ("iris-mlp/f32.bin", r#"features = ["f32"]"#),
+        (
+            "basicmotions-lstm/int8.bin",
+            r#"features = ["int8", "recurrent"]"#,
+        ),
+        (
+            "digits-transformer/f32.bin",
+            r#"features = ["f32", "attention"]"#,
+        ),
+        (
+            "ucr-isolation-forest/f32.bin",
+            r#"features = ["f32", "classical"]"#,
+        ),
+    ] {
+        let out = Command::new(env!("CARGO_BIN_EXE_trainer"))
+            .arg("inspect")
+            .arg(root.join("models/exported").join(blob))
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{blob}");
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        let line = stdout
+            .lines()
+            .find(|l| l.starts_with("runtime = { path = "))
+            .unwrap_or_else(|| panic!("{blob}: no dependency line in {stdout}"));
+        assert!(line.contains("default-features = false"), "{line}");
+        assert!(line.ends_with(&format!("{features} }}")), "{blob}: {line}");
+        let path = line.split('"').nth(1).unwrap();
+        assert!(
+            Path::new(path).join("Cargo.toml").is_file(),
+            "{blob}: {path} is the runtime crate"
+        );
+    }
+}

@@ -7,7 +7,7 @@ use serde::Serialize;
 
 use crate::chip::{self, ChipRun, Core};
 use crate::report::{run_exported, write_json_atomic};
-use crate::{synth, toolchain, trainer};
+use crate::{minimal, synth, toolchain, trainer};
 
 /// Synthetic layer shapes, `rows x cols` (outputs x inputs), as in CORTEX-M.md.
 const SHAPES: [(usize, usize); 3] = [(64, 64), (256, 256), (640, 128)];
@@ -37,7 +37,20 @@ struct Results {
     note: &'static str,
     baselines: Vec<ChipRun>,
     rows: Vec<Row>,
+    /// What a user pays: the minimal application per model and core.
+    minimal: Vec<MinimalRow>,
 }
+
+#[derive(Serialize)]
+struct MinimalRow {
+    model: String,
+    #[serde(flatten)]
+    run: minimal::MinimalRun,
+}
+
+/// Published flash figures of peers, for the table (`../shared/CORTEX-M.md`).
+const PEERS: &str = "peers (published): MicroFlow sine MLP 34.3 kB flash on an nRF52840 \
+    (TFLM 116.4 kB); onnx2c sine MLP 8.2 KB of text on an STM32F411";
 
 fn row(
     model: String,
@@ -88,6 +101,27 @@ pub fn bench() -> Result<bool> {
         eprintln!("xtask: skipping the demo models: {e:#}");
         Vec::new()
     });
+    let mut smallest = Vec::new();
+    for model in &exported {
+        for (numeric, core) in model.runs() {
+            let run = minimal::run(
+                core,
+                &model.file(&format!("{numeric}.bin")),
+                &model.file(&format!("{numeric}.vectors")),
+            )
+            .with_context(|| {
+                format!(
+                    "minimal application {} {numeric} {}",
+                    model.name,
+                    core.name()
+                )
+            })?;
+            smallest.push(MinimalRow {
+                model: model.name.clone(),
+                run,
+            });
+        }
+    }
     for model in exported {
         for (numeric, core) in model.runs() {
             let run = run_exported(&model, numeric, core)
@@ -190,6 +224,33 @@ pub fn bench() -> Result<bool> {
             );
         }
     }
+    println!(
+        "\nminimal application (firmware/minimal: opt-level z, panic-halt, only the model's runtime features; flash without the one embedded input):"
+    );
+    println!(
+        "{:<26} {:<5} {:<3} {:>8} {:>8} {:>8} {:>7}  {:<30} answer",
+        "model", "num", "cpu", "flash", "code", "weights", "RAM", "features"
+    );
+    for m in &smallest {
+        ok &= m.run.matches_host;
+        println!(
+            "{:<26} {:<5} {:<3} {:>8} {:>8} {:>8} {:>7}  {:<30} {}",
+            m.model,
+            m.run.numeric,
+            m.run.core.name(),
+            m.run.flash_bytes,
+            m.run.code_bytes,
+            m.run.weights_bytes,
+            m.run.ram_bytes,
+            m.run.features,
+            if m.run.matches_host {
+                "= host"
+            } else {
+                "DIFFERS"
+            }
+        );
+    }
+    println!("{PEERS}");
     println!("\nbaseline (1x1 dense, fixed per-inference overhead, subtracted in net/MAC):");
     for b in &baselines {
         println!(
@@ -208,6 +269,7 @@ pub fn bench() -> Result<bool> {
                per-inference overhead; net_instructions_per_mac subtracts a 1x1 dense model's mean.",
         baselines,
         rows,
+        minimal: smallest,
     };
     let path = crate::workspace_root().join("bench/results.json");
     write_json_atomic(&path, &results)?;

@@ -286,7 +286,11 @@ fn validate_token<'a>(at: u32, def: &LayerDef<'a>, plan: &mut Plan<'_, 'a>) -> R
         LayerDef::EmbeddingF32 { vocab, dim, table }
         | LayerDef::EmbeddingI8 { vocab, dim, table } => {
             let f32_layer = matches!(def, LayerDef::EmbeddingF32 { .. });
-            let max_vocab = if f32_layer { MAX_VOCAB_F32 } else { MAX_VOCAB_I8 };
+            let max_vocab = if f32_layer {
+                MAX_VOCAB_F32
+            } else {
+                MAX_VOCAB_I8
+            };
             if vocab == 0 || vocab > max_vocab {
                 return Err(Error::DimensionOutOfRange {
                     layer: at,

@@ -14,7 +14,7 @@ use std::path::Path;
 use std::time::Instant;
 
 use anyhow::{anyhow, bail, Result};
-use runtime::format::{self, Activation, LayerDef, ModelHeader, Numeric};
+use runtime::format::{Activation, LayerDef, ModelHeader, Numeric};
 use runtime::{Model, TestVectors};
 use serde_json::json;
 
