@@ -86,5 +86,5 @@ pub use arena::Arena;
 pub use error::{Error, Result};
 pub use format::{Features, Numeric, QuantParams};
 pub use math::argmax;
-pub use model::{encode, LayerInfo, Model, ModelStats};
+pub use model::{encode, encoded_len, LayerInfo, Model, ModelStats};
 pub use vectors::TestVectors;

@@ -36,9 +36,8 @@ fn le(values: &[f32]) -> Vec<u8> {
 }
 
 fn seal(header: ModelHeader<'_>, layers: &[LayerDef<'_>]) -> Vec<u8> {
-    let mut scratch = vec![0; 1 << 20];
-    let mut out = vec![0; 1 << 20];
-    let n = encode(header, layers, &mut scratch, &mut out).expect("encodes");
+    let mut out = vec![0; runtime::encoded_len(header, layers).expect("encodes")];
+    let n = encode(header, layers, &mut out).expect("encodes");
     out.truncate(n);
     out
 }

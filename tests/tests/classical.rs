@@ -99,8 +99,9 @@ fn a_hand_built_forest_loads_and_scores_by_the_formula() {
         input_quant: None,
         output_quant: None,
     };
-    let (mut scratch, mut out) = (vec![0u8; 512], vec![0u8; 512]);
-    let n = runtime::encode(header, &[forest(&roots, &nodes, 4)], &mut scratch, &mut out).unwrap();
+    let layers = [forest(&roots, &nodes, 4)];
+    let mut out = vec![0u8; runtime::encoded_len(header, &layers).unwrap()];
+    let n = runtime::encode(header, &layers, &mut out).unwrap();
     assert!(blob.len() > 10);
     let model = Model::from_bytes(&out[..n]).unwrap();
     let mut arena = Arena::<64>::new();

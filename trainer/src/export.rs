@@ -38,25 +38,12 @@ fn i8_bytes(values: &[i8]) -> Vec<u8> {
 
 /// Encode header and layers with the runtime's own encoder.
 fn encode(header: ModelHeader<'_>, layers: &[LayerDef<'_>]) -> Result<Vec<u8>> {
-    let parameter_bytes: usize = layers
-        .iter()
-        .map(|l| match l {
-            LayerDef::DenseF32 { weights, bias, .. } => weights.len() + bias.len(),
-            LayerDef::DenseI8 {
-                weights,
-                bias,
-                multiplier,
-                shift,
-                ..
-            } => weights.len() + bias.len() + multiplier.len() + shift.len(),
-            LayerDef::TableI8 { table } => table.len(),
-            LayerDef::SoftmaxI8 { exp_table } => exp_table.len(),
-            _ => 0,
-        })
-        .sum();
-    let capacity = parameter_bytes + header.input_offset.len() * 2 + 64 * (layers.len() + 4);
-    let (mut scratch, mut out) = (vec![0u8; capacity], vec![0u8; capacity + 32]);
-    let len = runtime::encode(header, layers, &mut scratch, &mut out)
+    let mut out = vec![
+        0u8;
+        runtime::encoded_len(header, layers)
+            .map_err(|e| anyhow!("encoding the model: {e}"))?
+    ];
+    let len = runtime::encode(header, layers, &mut out)
         .map_err(|e| anyhow!("encoding the model: {e}"))?;
     out.truncate(len);
     Ok(out)

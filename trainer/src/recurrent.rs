@@ -635,14 +635,13 @@ fn i8_bytes(v: &[i8]) -> Vec<u8> {
     v.iter().map(|&x| x as u8).collect()
 }
 
-fn encode(
-    header: ModelHeader<'_>,
-    layers: &[LayerDef<'_>],
-    parameter_bytes: usize,
-) -> Result<Vec<u8>> {
-    let capacity = parameter_bytes + header.input_offset.len() * 2 + 64 * (layers.len() + 4);
-    let (mut scratch, mut out) = (vec![0u8; capacity], vec![0u8; capacity + 32]);
-    let len = runtime::encode(header, layers, &mut scratch, &mut out)
+fn encode(header: ModelHeader<'_>, layers: &[LayerDef<'_>]) -> Result<Vec<u8>> {
+    let mut out = vec![
+        0u8;
+        runtime::encoded_len(header, layers)
+            .map_err(|e| anyhow!("encoding the model: {e}"))?
+    ];
+    let len = runtime::encode(header, layers, &mut out)
         .map_err(|e| anyhow!("encoding the model: {e}"))?;
     out.truncate(len);
     Ok(out)
@@ -708,8 +707,6 @@ pub fn f32_blob(model: &SequenceModel) -> Result<Vec<u8>> {
             Layer::Op(op) => activation_def(op)?,
         });
     }
-    let bytes = rec.iter().map(Vec::len).sum::<usize>()
-        + head.iter().map(|(a, b)| a.len() + b.len()).sum::<usize>();
     let header = ModelHeader {
         numeric: Numeric::F32,
         input_len: model.channels as u32,
@@ -721,7 +718,7 @@ pub fn f32_blob(model: &SequenceModel) -> Result<Vec<u8>> {
         input_quant: None,
         output_quant: None,
     };
-    encode(header, &layers, bytes)
+    encode(header, &layers)
 }
 
 /// The int8 blob.
@@ -804,8 +801,6 @@ pub fn int8_blob(q: &QuantizedSequence, model: &SequenceModel) -> Result<Vec<u8>
             _ => bail!("skip connections cannot be in a recurrent model's head"),
         });
     }
-    let bytes = rec.iter().map(Vec::len).sum::<usize>()
-        + head.iter().flatten().map(Vec::len).sum::<usize>();
     let header = ModelHeader {
         numeric: Numeric::Int8,
         input_len: model.channels as u32,
@@ -817,7 +812,7 @@ pub fn int8_blob(q: &QuantizedSequence, model: &SequenceModel) -> Result<Vec<u8>
         input_quant: Some(q.input_quant),
         output_quant: Some(q.head.output_quant),
     };
-    encode(header, &layers, bytes)
+    encode(header, &layers)
 }
 
 /// Buffers for running a model with the runtime: an aligned arena and state.

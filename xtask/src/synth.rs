@@ -106,10 +106,13 @@ pub fn dense(dir: &Path, numeric: Numeric, rows: usize, cols: usize) -> Result<S
             (header(q(1.0 / 128.0), q(1.0 / 16.0)), layer)
         }
     };
-    let room = 4 * (rows * cols + 4 * rows + 2 * cols) + 1024;
-    let (mut scratch, mut out) = (vec![0u8; room], vec![0u8; room]);
-    let len = runtime::encode(hdr, &[layer], &mut scratch, &mut out)
-        .map_err(|e| anyhow!("encoding {name}: {e}"))?;
+    let mut out = vec![
+        0u8;
+        runtime::encoded_len(hdr, &[layer])
+            .map_err(|e| anyhow!("encoding {name}: {e}"))?
+    ];
+    let len =
+        runtime::encode(hdr, &[layer], &mut out).map_err(|e| anyhow!("encoding {name}: {e}"))?;
     out.truncate(len);
 
     // Inputs, and the host runtime's outputs for them.

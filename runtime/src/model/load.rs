@@ -246,33 +246,76 @@ fn family_scratch(plan: &Plan<'_, '_>) -> Option<usize> {
     None
 }
 
-/// Encode a model into `out` and return the blob's length. No allocation:
-/// `scratch` holds the payload while it is built and must be at least as large
-/// as the payload (a blob's length is a safe size for both).
-///
-/// `header.layer_count` and `header.arena_bytes` are filled in here, the
-/// latter by the loader's own validation ([`Model::required_arena_bytes`]),
-/// so an encoded model always loads.
-pub fn encode<'a>(
+/// Bytes of `value` in postcard's encoding.
+fn postcard_len<T: serde::Serialize + ?Sized>(value: &T) -> Result<usize> {
+    Ok(postcard::serialize_with_flavor(
+        value,
+        postcard::ser_flavors::Size::default(),
+    )?)
+}
+
+/// `header` with its `layer_count` and `arena_bytes` filled in, the latter
+/// by the loader's own validation ([`Model::required_arena_bytes`]), so an
+/// encoded model always loads; and the payload's length.
+fn complete<'a>(
     mut header: ModelHeader<'a>,
     layers: &[LayerDef<'a>],
-    scratch: &mut [u8],
-    out: &mut [u8],
-) -> Result<usize> {
+) -> Result<(ModelHeader<'a>, usize)> {
     header.layer_count = layers.len() as u32;
     header.arena_bytes = 0;
     header.arena_bytes = Model::required_arena_bytes(header, layers)?;
-    let mut used = postcard::to_slice(&header, scratch)?.len();
+    let mut payload = postcard_len(&header)?;
     for layer in layers {
-        let rest = scratch.get_mut(used..).ok_or(Error::Truncated)?;
+        payload += postcard_len(layer)?;
+    }
+    Ok((header, payload))
+}
+
+/// Bytes in the envelope before a payload of `payload` bytes: magic,
+/// version, CRC and the payload's varint length.
+fn prefix_len(payload: usize) -> usize {
+    let varint = (usize::BITS - (payload | 1).leading_zeros()).div_ceil(7) as usize;
+    4 + 2 + 4 + varint
+}
+
+/// The exact length of the blob [`encode`] writes for `header` and
+/// `layers` (validating them as the loader would): size the buffer with it.
+pub fn encoded_len<'a>(header: ModelHeader<'a>, layers: &[LayerDef<'a>]) -> Result<usize> {
+    let (_, payload) = complete(header, layers)?;
+    Ok(prefix_len(payload) + payload)
+}
+
+/// Encode a model into `out` (at least [`encoded_len`] bytes) and return
+/// the blob's length. No allocation. `header.layer_count` and
+/// `header.arena_bytes` are filled in here, the latter by the loader's own
+/// validation, so an encoded model always loads.
+pub fn encode<'a>(
+    header: ModelHeader<'a>,
+    layers: &[LayerDef<'a>],
+    out: &mut [u8],
+) -> Result<usize> {
+    let (header, payload) = complete(header, layers)?;
+    let start = prefix_len(payload);
+    let body = out
+        .get_mut(start..start + payload)
+        .ok_or(Error::Truncated)?;
+    let mut used = postcard::to_slice(&header, body)?.len();
+    for layer in layers {
+        let rest = body.get_mut(used..).ok_or(Error::Truncated)?;
         used += postcard::to_slice(layer, rest)?.len();
     }
-    let payload = scratch.get(..used).ok_or(Error::Truncated)?;
-    let envelope = crate::format::Envelope {
-        magic: MAGIC,
-        version: FORMAT_VERSION,
-        crc: checksum(payload),
-        payload,
-    };
-    Ok(postcard::to_slice(&envelope, out)?.len())
+    let crc = checksum(body.get(..used).ok_or(Error::Truncated)?);
+    // The envelope's fields, as postcard writes them (see `format`): magic,
+    // fixed-width version and CRC, then the payload's varint length.
+    let prefix = out.get_mut(..start).ok_or(Error::Truncated)?;
+    let (fixed, varint) = prefix.split_at_mut(10);
+    fixed[..4].copy_from_slice(&MAGIC);
+    fixed[4..6].copy_from_slice(&FORMAT_VERSION.to_le_bytes());
+    fixed[6..].copy_from_slice(&crc.to_le_bytes());
+    let mut n = used;
+    for byte in varint.iter_mut() {
+        *byte = (n as u8 & 0x7f) | if n >= 0x80 { 0x80 } else { 0 };
+        n >>= 7;
+    }
+    Ok(start + used)
 }

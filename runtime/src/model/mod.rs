@@ -39,7 +39,7 @@
 mod load;
 mod run;
 
-pub use load::encode;
+pub use load::{encode, encoded_len};
 
 use crate::format::{Features, Numeric, QuantParams, MAX_LAYERS, MAX_SKIP_SLOTS};
 use crate::kernels::le_f32;

@@ -51,18 +51,12 @@ pub fn encode_f32(
         input_quant: None,
         output_quant: None,
     };
-    let params: usize = layers
-        .iter()
-        .map(|l| match l {
-            LayerDef::DenseF32 { weights, bias, .. } => weights.len() + bias.len(),
-            LayerDef::NearestCentroidF32 { centroids, .. } => centroids.len(),
-            LayerDef::IsolationForestF32 { roots, nodes, .. } => roots.len() + nodes.len(),
-            _ => 0,
-        })
-        .sum();
-    let capacity = params + offset.len() * 2 + 64 * (layers.len() + 4);
-    let (mut scratch, mut out) = (vec![0u8; capacity], vec![0u8; capacity + 32]);
-    let len = runtime::encode(header, layers, &mut scratch, &mut out)
+    let mut out = vec![
+        0u8;
+        runtime::encoded_len(header, layers)
+            .map_err(|e| anyhow!("encoding the model: {e}"))?
+    ];
+    let len = runtime::encode(header, layers, &mut out)
         .map_err(|e| anyhow!("encoding the model: {e}"))?;
     out.truncate(len);
     Ok(out)

@@ -61,9 +61,6 @@ impl OwnedDense {
             output_zero_point: self.output_zero_point,
         }
     }
-    fn bytes(&self) -> usize {
-        self.weights.len() + self.bias.len() + self.multiplier.len() + self.shift.len()
-    }
 }
 
 /// A [`LayerDef`] with owned parameter bytes (only the kinds transformers use).
@@ -267,32 +264,6 @@ impl OwnedLayer {
             OwnedLayer::ClassToken(vector) => LayerDef::ClassToken { vector },
         }
     }
-
-    /// Parameter bytes (to size the encoder's buffers).
-    fn bytes(&self) -> usize {
-        match self {
-            OwnedLayer::DenseF32 { weights, bias, .. } => weights.len() + bias.len(),
-            OwnedLayer::DenseI8(d) => d.bytes(),
-            OwnedLayer::TableI8(v)
-            | OwnedLayer::SoftmaxI8(v)
-            | OwnedLayer::AddTableF32(v)
-            | OwnedLayer::ClassToken(v) => v.len(),
-            OwnedLayer::EmbeddingF32 { table, .. }
-            | OwnedLayer::EmbeddingI8 { table, .. }
-            | OwnedLayer::AddTableI8 { table, .. } => table.len(),
-            OwnedLayer::LayerNormF32 { params, .. }
-            | OwnedLayer::LayerNormI8 { params, .. }
-            | OwnedLayer::AttentionF32 { params, .. } => params.len(),
-            OwnedLayer::AttentionI8 {
-                qkv,
-                exp_table,
-                position_table,
-                out,
-                ..
-            } => qkv.bytes() + exp_table.len() + position_table.len() + out.bytes(),
-            _ => 0,
-        }
-    }
 }
 
 /// The runtime's position mode for a spec's.
@@ -332,10 +303,12 @@ pub fn encode(
         output_quant: quant.map(|q| q.1),
     };
     let defs: Vec<LayerDef> = layers.iter().map(OwnedLayer::def).collect();
-    let parameter_bytes: usize = layers.iter().map(OwnedLayer::bytes).sum();
-    let capacity = parameter_bytes + offset.len() * 2 + 64 * (layers.len() + 4);
-    let (mut scratch, mut out) = (vec![0u8; capacity], vec![0u8; capacity + 32]);
-    let len = runtime::encode(header, &defs, &mut scratch, &mut out)
+    let mut out = vec![
+        0u8;
+        runtime::encoded_len(header, &defs)
+            .map_err(|e| anyhow!("encoding the transformer: {e}"))?
+    ];
+    let len = runtime::encode(header, &defs, &mut out)
         .map_err(|e| anyhow!("encoding the transformer: {e}"))?;
     out.truncate(len);
     Ok(out)
