@@ -61,3 +61,7 @@ pub fn numeric_name(n: Numeric) -> &'static str {
 
 /// The chip runs of an exported model: f32 on the M4, int8 on the M4 and the M0.
 pub const RUNS: [(&str, Core); 3] = [("f32", Core::M4), ("int8", Core::M4), ("int8", Core::M0)];
+
+/// The 32-bit host target of the overflow checks: the chip's `usize` is 32
+/// bits, and the runtime's tests run there too.
+pub const HOST_32: &str = "i686-unknown-linux-gnu";

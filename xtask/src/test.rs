@@ -19,7 +19,7 @@ use anyhow::Result;
 use runtime::Numeric;
 
 use crate::chip::{self, ChipRun};
-use crate::cores::{numeric_name, Core};
+use crate::cores::{numeric_name, Core, HOST_32};
 use crate::report::run_exported;
 use crate::{minimal, synth, toolchain, trainer};
 
@@ -39,9 +39,6 @@ pub const FEATURE_MATRIX: [&str; 6] = [
     "f32,classical",
     "f32,int8,recurrent,attention,classical",
 ];
-
-/// The 32-bit host target of the overflow checks.
-pub const HOST_32: &str = "i686-unknown-linux-gnu";
 
 /// Passed and failed checks, printed as they go.
 #[derive(Default)]

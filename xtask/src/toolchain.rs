@@ -17,7 +17,7 @@ pub const MULTILIB_HINT: &str =
 /// else fail with the line saying what to install.
 pub fn check() -> Result<()> {
     let mut targets: Vec<&str> = Core::ALL.iter().map(|c| c.target()).collect();
-    targets.push(crate::test::HOST_32);
+    targets.push(crate::cores::HOST_32);
     check_targets(&targets)?;
     apt_package("qemu-system-arm", qemu_present, QEMU_HINT)?;
     apt_package("gcc-multilib", multilib_present, MULTILIB_HINT)

@@ -13,11 +13,11 @@
 //! so a walk always ends at a leaf; a threshold follows a one-value score
 //! and is not NaN.
 
+use super::ModelStats;
 use super::{check_len, check_width, Io, Out, Plan};
 use crate::error::{Error, Result};
 use crate::format::LayerDef;
 use crate::kernels::classical::{self, average_path_length, node, Forest, LEAF, NODE_BYTES};
-use crate::model::ModelStats;
 
 /// A validated classical layer.
 #[derive(Debug, Clone, Copy)]

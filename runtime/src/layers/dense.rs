@@ -5,12 +5,12 @@
 //! Dense layers act on each row of the tensor (one row outside transformers),
 //! activations elementwise, softmax on each row.
 
+use super::ModelStats;
 use super::{check_len, check_width, Io, Out, Plan};
 use crate::error::{Error, Result};
 use crate::format::{Activation, LayerDef};
 use crate::kernels::activation::{activate_f32, softmax_i8, table_i8};
 use crate::kernels::{dense_f32, dense_i8, le_i32};
-use crate::model::ModelStats;
 use crate::quant::is_valid_multiplier;
 
 /// A validated dense-family layer; parameter slices have the lengths their

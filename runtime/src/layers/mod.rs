@@ -32,8 +32,18 @@ pub(crate) mod transformer;
 
 use crate::error::{Error, Result};
 use crate::format::{Features, LayerDef, Numeric, Rescale, MAX_SKIP_SLOTS, MAX_WIDTH};
-use crate::model::ModelStats;
 use crate::quant::is_valid_multiplier;
+
+/// Summary of a model's size, for reports.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct ModelStats {
+    /// Weights, biases and quantization parameters, in elements.
+    pub parameters: usize,
+    /// Multiply-accumulates per inference (per time step for recurrent models).
+    pub macs: usize,
+    /// Bytes of parameter data in the blob (what stays in flash).
+    pub parameter_bytes: usize,
+}
 
 /// Marks errors about the model's input/output rather than one layer.
 pub(crate) const MODEL_LEVEL: u32 = u32::MAX;

@@ -17,6 +17,7 @@
 //! on the int8 path. The arena's scratch holds the gate pre-activations
 //! (`2 x gates x hidden` f32 or i32 of the widest layer).
 
+use super::ModelStats;
 use super::{check_len, check_rescale, check_width, Ctx, Io, Layer, Out, Plan, BAD};
 use crate::error::{Error, Result};
 use crate::format::{Cell, LayerDef, Numeric, Rescale};
@@ -24,7 +25,6 @@ use crate::kernels::le_i32;
 use crate::kernels::recurrent::{
     output_i8, params_len_f32, params_len_i8, RecurrentF32, RecurrentI8,
 };
-use crate::model::ModelStats;
 use crate::quant::is_valid_multiplier;
 
 /// A validated recurrent layer, kept small (it sits in every step): its

@@ -33,6 +33,7 @@
 //! returns [`Error::ContextFull`] at position `tokens`.
 
 use super::dense::check_multipliers;
+use super::ModelStats;
 use super::{check_len, check_rescale, check_width, Ctx, Io, Layer, Out, Pass, Plan, BAD};
 use crate::error::{Error, Result};
 use crate::format::{
@@ -42,7 +43,6 @@ use crate::format::{
 use crate::kernels::attention::{attend_f32, attend_i8, rope_f32, rope_i8, KeyValues, Span};
 use crate::kernels::norm::{layer_norm_f32, layer_norm_i8};
 use crate::kernels::{dense_f32, dense_i8, le_f32};
-use crate::model::ModelStats;
 use crate::quant::saturate_i8;
 
 /// A validated transformer-family layer.

@@ -43,6 +43,7 @@ pub use load::{encode, encoded_len};
 
 use crate::format::{Features, Numeric, QuantParams, MAX_LAYERS, MAX_SKIP_SLOTS};
 use crate::kernels::le_f32;
+pub use crate::layers::ModelStats;
 use crate::layers::{Families, Layer};
 
 /// One validated layer and the shape of its output.
@@ -91,17 +92,6 @@ pub struct LayerInfo {
     pub kind: &'static str,
     /// Width of the tensor the layer produces.
     pub width: usize,
-}
-
-/// Summary of a model's size, for reports.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub struct ModelStats {
-    /// Weights, biases and quantization parameters, in elements.
-    pub parameters: usize,
-    /// Multiply-accumulates per inference (per time step for recurrent models).
-    pub macs: usize,
-    /// Bytes of parameter data in the blob (what stays in flash).
-    pub parameter_bytes: usize,
 }
 
 impl<'a> Model<'a> {
