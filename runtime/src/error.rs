@@ -40,7 +40,8 @@ pub enum Error {
         /// Capacity ([`MAX_LAYERS`](crate::format::MAX_LAYERS)).
         max: u32,
     },
-    /// A width or length beyond [`MAX_WIDTH`](crate::format::MAX_WIDTH), or zero.
+    /// A dimension beyond [`MAX_WIDTH`](crate::format::MAX_WIDTH), a tensor
+    /// beyond [`MAX_TENSOR`](crate::format::MAX_TENSOR) values, or zero.
     DimensionOutOfRange {
         /// Index of the layer (or `u32::MAX` for the model's input/output).
         layer: u32,

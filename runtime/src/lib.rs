@@ -43,6 +43,8 @@
 //!   LayerNorm, attention, pooling) and the key/value cache.
 //! - `classical`: nearest centroid, reconstruction error, isolation forest,
 //!   threshold (f32; turns `f32` on).
+//! - `conv`: standard and depthwise convolutions (2-D, 1-D, pointwise) and
+//!   max / average pooling over channels-last feature maps.
 //! - `arm-dsp`: SXTB16/SMLAD int8 kernels for Armv7E-M cores with DSP.
 //! - `fast-math`: `micromath` approximations for exp/tanh/erf (not bit-identical to libm).
 //! - `defmt`: `defmt::Format` for [`Error`] and the public enums.
@@ -62,7 +64,8 @@
         feature = "int8",
         feature = "recurrent",
         feature = "attention",
-        feature = "classical"
+        feature = "classical",
+        feature = "conv"
     )),
     allow(
         unused,

@@ -4,8 +4,8 @@
 
 use proptest::prelude::*;
 use runtime::format::{
-    Activation, Cell, DenseI8Params, LayerDef, ModelHeader, Numeric, PoolKind, Position,
-    QuantParams, Reader, Rescale, LAYER_KINDS,
+    Activation, Cell, DenseI8Params, FeatureMap, LayerDef, ModelHeader, Numeric, Padding,
+    Pool2dKind, PoolKind, Position, QuantParams, Reader, Rescale, Window, LAYER_KINDS,
 };
 
 mod common;
@@ -60,6 +60,20 @@ fn layer(tag: u32, f: &Fields) -> LayerDef<'_> {
         output_zero_point: s[i] as i8,
     };
     let cell = [Cell::Rnn, Cell::Lstm, Cell::Gru][w[2] as usize % 3];
+    let map = FeatureMap {
+        height: w[4],
+        width: w[5],
+        channels: w[6],
+    };
+    let window = Window {
+        kernel_h: w[0],
+        kernel_w: w[1],
+        stride_h: w[2],
+        stride_w: w[3],
+        dilation_h: w[7],
+        dilation_w: w[4],
+        padding: [Padding::Valid, Padding::Same][s[6] as usize % 2],
+    };
     let position = [Position::None, Position::RelativeBias, Position::Rope][w[3] as usize % 3];
     match tag {
         0 => LayerDef::DenseF32 {
@@ -68,13 +82,14 @@ fn layer(tag: u32, f: &Fields) -> LayerDef<'_> {
             weights: &b[0],
             bias: &b[1],
         },
-        1 => LayerDef::ActivationF32(match w[0] % 6 {
+        1 => LayerDef::ActivationF32(match w[0] % 7 {
             0 => Activation::Relu,
             1 => Activation::LeakyRelu { alpha: f.floats[0] },
             2 => Activation::Sigmoid,
             3 => Activation::Tanh,
             4 => Activation::Gelu,
-            _ => Activation::Softmax,
+            5 => Activation::Softmax,
+            _ => Activation::Relu6,
         }),
         2 => LayerDef::DenseI8 {
             inputs: w[0],
@@ -174,6 +189,31 @@ fn layer(tag: u32, f: &Fields) -> LayerDef<'_> {
             kind: [PoolKind::Mean, PoolKind::First][w[0] as usize % 2],
         },
         24 => LayerDef::ClassToken { vector: &b[0] },
+        25 => LayerDef::Conv2dF32 {
+            input: map,
+            filters: w[3],
+            window,
+            depthwise: s[7] % 2 == 1,
+            weights: &b[0],
+            bias: &b[1],
+        },
+        26 => LayerDef::Conv2dI8 {
+            input: map,
+            filters: w[3],
+            window,
+            depthwise: s[7] % 2 == 1,
+            weights: &b[0],
+            bias: &b[1],
+            multiplier: &b[2],
+            shift: &b[3],
+            input_zero_point: s[8] as i8,
+            output_zero_point: s[9] as i8,
+        },
+        27 => LayerDef::Pool2d {
+            input: map,
+            kind: [Pool2dKind::Max, Pool2dKind::Average][s[10] as usize % 2],
+            window,
+        },
         _ => unreachable!("{tag}"),
     }
 }

@@ -53,6 +53,18 @@ enum Command {
         #[arg(long, default_value_t = 60)]
         seconds: u64,
     },
+    /// Run a synthetic benchmark or parity model (by name, e.g.
+    /// `pwconv-25x5-64to64`, `ds-cnn`, `dense-64x64`) on one core.
+    Synth {
+        /// m4 (mps2-an386) or m0 (microbit).
+        #[arg(long, default_value = "m4")]
+        core: cores::Core,
+        /// f32 or int8.
+        #[arg(long, default_value = "int8")]
+        numeric: String,
+        /// The shape's name.
+        name: String,
+    },
     /// Run one model blob and its vectors on one core and print the result.
     Run {
         /// m4 (mps2-an386) or m0 (microbit).
@@ -85,6 +97,11 @@ fn main() -> ExitCode {
             model,
             vectors,
         } => run_one(core, &model, &vectors),
+        Command::Synth {
+            core,
+            numeric,
+            name,
+        } => synth::by_name(&name, &numeric).and_then(|s| run_one(core, &s.model, &s.vectors)),
     };
     match result {
         Ok(true) => ExitCode::SUCCESS,

@@ -1,12 +1,15 @@
-//! Synthetic single-dense-layer models with random weights, and their test
-//! vectors (expected outputs from the host runtime, labels = host argmax).
+//! Synthetic models with random weights (single dense and convolution
+//! layers, and the MLPerf Tiny DS-CNN keyword-spotting network), and their
+//! test vectors (expected outputs from the host runtime, labels = host argmax).
 
 use std::fs;
 use std::path::{Path, PathBuf};
 
 use anyhow::{anyhow, Context, Result};
-use runtime::format::{LayerDef, ModelHeader};
-use runtime::{Arena, Model, Numeric, QuantParams, TestVectors};
+use runtime::format::{FeatureMap, LayerDef, ModelHeader, Padding, Pool2dKind, Window};
+use runtime::{Model, Numeric, QuantParams, TestVectors};
+
+use crate::cores::numeric_name;
 
 /// Vectors per synthetic model.
 const VECTORS: usize = 4;
@@ -42,99 +45,93 @@ pub struct Synthetic {
     pub vectors: PathBuf,
 }
 
-/// Write `dense-<rows>x<cols>` (`outputs x inputs`) of the given numeric into `dir`.
-pub fn dense(dir: &Path, numeric: Numeric, rows: usize, cols: usize) -> Result<Synthetic> {
-    let name = format!("dense-{rows}x{cols}");
-    let kind = crate::chip::numeric_name(numeric);
-    let mut rng = Rng(0x5EED ^ ((rows as u64) << 32) ^ cols as u64 ^ (kind.len() as u64) << 48);
-    let offset = f32_bytes(&vec![0.0; cols]);
-    let scale = f32_bytes(&vec![1.0; cols]);
-    let header = |input_quant, output_quant| ModelHeader {
+/// int8 parameters of one layer with `outputs` channels of `fan_in` taps:
+/// weights uniform in [-127, 127], small biases, and a requantization that
+/// keeps outputs of uniform int8 inputs well inside the int8 range.
+struct QuantLayer {
+    weights: Vec<u8>,
+    bias: Vec<u8>,
+    multiplier: Vec<u8>,
+    shift: Vec<u8>,
+}
+
+impl QuantLayer {
+    fn random(rng: &mut Rng, weights: usize, outputs: usize, fan_in: usize) -> Result<Self> {
+        let weights = (0..weights)
+            .map(|_| rng.int8().max(-127) as u8)
+            .collect::<Vec<u8>>();
+        let bias = (0..outputs)
+            .flat_map(|_| ((rng.unit() * 2000.0) as i32).to_le_bytes())
+            .collect::<Vec<u8>>();
+        // Uniform int8 inputs and weights: accumulators of std about 5300 * sqrt(fan_in); scale to about 40.
+        let ratio = 40.0 / (5300.0 * (fan_in as f64).sqrt());
+        let (m, s) = runtime::quant::quantize_multiplier(ratio)
+            .ok_or_else(|| anyhow!("bad ratio {ratio}"))?;
+        Ok(QuantLayer {
+            weights,
+            bias,
+            multiplier: (0..outputs).flat_map(|_| m.to_le_bytes()).collect(),
+            shift: vec![s; outputs],
+        })
+    }
+}
+
+/// Encode `layers` with identity normalization (int8: input scale 1/128,
+/// output 1/16, zero points 0), run `VECTORS` random inputs through the host
+/// runtime, and write `<dir>/<name>-<numeric>/{model,vectors}.bin`.
+fn save(
+    dir: &Path,
+    name: String,
+    numeric: Numeric,
+    (input_len, output_len): (usize, usize),
+    layers: &[LayerDef<'_>],
+    rng: &mut Rng,
+) -> Result<Synthetic> {
+    let offset = f32_bytes(&vec![0.0; input_len]);
+    let scale = f32_bytes(&vec![1.0; input_len]);
+    let q = |scale| {
+        (numeric == Numeric::Int8).then_some(QuantParams {
+            scale,
+            zero_point: 0,
+        })
+    };
+    let header = ModelHeader {
         numeric,
-        input_len: cols as u32,
-        output_len: rows as u32,
+        input_len: input_len as u32,
+        output_len: output_len as u32,
         arena_bytes: 0,
         layer_count: 0,
         input_offset: &offset,
         input_scale: &scale,
-        input_quant,
-        output_quant,
-    };
-
-    let (weights, bias, multiplier, shift);
-    let (hdr, layer) = match numeric {
-        Numeric::F32 => {
-            let k = 1.0 / (cols as f32).sqrt();
-            weights = f32_bytes(&(0..rows * cols).map(|_| k * rng.unit()).collect::<Vec<_>>());
-            bias = f32_bytes(&(0..rows).map(|_| 0.1 * rng.unit()).collect::<Vec<_>>());
-            let layer = LayerDef::DenseF32 {
-                inputs: cols as u32,
-                outputs: rows as u32,
-                weights: &weights,
-                bias: &bias,
-            };
-            (header(None, None), layer)
-        }
-        Numeric::Int8 => {
-            weights = (0..rows * cols)
-                .map(|_| rng.int8().max(-127) as u8)
-                .collect::<Vec<u8>>();
-            bias = (0..rows)
-                .flat_map(|_| ((rng.unit() * 2000.0) as i32).to_le_bytes())
-                .collect::<Vec<u8>>();
-            // Uniform int8 inputs and weights: accumulators of std about 5300 * sqrt(cols); scale to about 40.
-            let ratio = 40.0 / (5300.0 * (cols as f64).sqrt());
-            let (m, s) = runtime::quant::quantize_multiplier(ratio)
-                .ok_or_else(|| anyhow!("bad ratio {ratio}"))?;
-            multiplier = (0..rows).flat_map(|_| m.to_le_bytes()).collect::<Vec<u8>>();
-            shift = vec![s; rows];
-            let layer = LayerDef::DenseI8 {
-                inputs: cols as u32,
-                outputs: rows as u32,
-                weights: &weights,
-                bias: &bias,
-                multiplier: &multiplier,
-                shift: &shift,
-                output_zero_point: 0,
-            };
-            let q = |scale| {
-                Some(QuantParams {
-                    scale,
-                    zero_point: 0,
-                })
-            };
-            (header(q(1.0 / 128.0), q(1.0 / 16.0)), layer)
-        }
+        input_quant: q(1.0 / 128.0),
+        output_quant: q(1.0 / 16.0),
     };
     let mut out = vec![
         0u8;
-        runtime::encoded_len(hdr, &[layer])
+        runtime::encoded_len(header, layers)
             .map_err(|e| anyhow!("encoding {name}: {e}"))?
     ];
     let len =
-        runtime::encode(hdr, &[layer], &mut out).map_err(|e| anyhow!("encoding {name}: {e}"))?;
+        runtime::encode(header, layers, &mut out).map_err(|e| anyhow!("encoding {name}: {e}"))?;
     out.truncate(len);
 
     // Inputs, and the host runtime's outputs for them.
     let model = Model::from_bytes(&out).map_err(|e| anyhow!("loading {name}: {e}"))?;
-    let mut arena = Box::new(Arena::<65536>::new());
+    let mut words = vec![0u32; model.arena_bytes().div_ceil(4)];
+    let arena: &mut [u8] = bytemuck::cast_slice_mut(&mut words);
     let (mut inputs, mut expected, mut labels) = (Vec::new(), Vec::new(), Vec::new());
     for _ in 0..VECTORS {
         let label = match numeric {
             Numeric::F32 => {
-                let x: Vec<f32> = (0..cols).map(|_| rng.unit()).collect();
-                let y = model
-                    .run_f32(&x, arena.as_mut_bytes())
-                    .map_err(|e| anyhow!("{e}"))?;
+                let x: Vec<f32> = (0..input_len).map(|_| rng.unit()).collect();
+                let y = model.run_f32(&x, arena).map_err(|e| anyhow!("{e}"))?;
                 inputs.extend(f32_bytes(&x));
                 expected.extend(f32_bytes(y));
                 runtime::argmax(y)
             }
             Numeric::Int8 => {
-                let x: Vec<i8> = (0..cols).map(|_| rng.int8()).collect();
-                let y = model
-                    .run_i8(&x, arena.as_mut_bytes())
-                    .map_err(|e| anyhow!("{e}"))?;
+                let x: Vec<i8> = (0..input_len).map(|_| rng.int8()).collect();
+                let y = model.run_i8(&x, arena).map_err(|e| anyhow!("{e}"))?;
                 inputs.extend(x.iter().map(|&v| v as u8));
                 expected.extend(y.iter().map(|&v| v as u8));
                 runtime::argmax(y)
@@ -145,22 +142,364 @@ pub fn dense(dir: &Path, numeric: Numeric, rows: usize, cols: usize) -> Result<S
     let tv = TestVectors {
         numeric,
         count: VECTORS as u32,
-        input_len: cols as u32,
-        output_len: rows as u32,
+        input_len: input_len as u32,
+        output_len: output_len as u32,
         inputs: &inputs,
         expected: &expected,
         labels: &labels,
         steps: None,
     };
-    let dir = dir.join(format!("{name}-{kind}"));
+    let dir = dir.join(format!("{name}-{}", numeric_name(numeric)));
     fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
     let model_path = dir.join("model.bin");
     let vectors_path = dir.join("vectors.bin");
-    fs::write(&model_path, &out)?;
-    fs::write(&vectors_path, postcard::to_stdvec(&tv)?)?;
+    fs::write(&model_path, &out).with_context(|| format!("writing {}", model_path.display()))?;
+    fs::write(&vectors_path, postcard::to_stdvec(&tv)?)
+        .with_context(|| format!("writing {}", vectors_path.display()))?;
     Ok(Synthetic {
         name,
         model: model_path,
         vectors: vectors_path,
     })
+}
+
+/// Write `dense-<rows>x<cols>` (`outputs x inputs`) of the given numeric into `dir`.
+pub fn dense(dir: &Path, numeric: Numeric, rows: usize, cols: usize) -> Result<Synthetic> {
+    let name = format!("dense-{rows}x{cols}");
+    let kind = numeric_name(numeric);
+    let mut rng = Rng(0x5EED ^ ((rows as u64) << 32) ^ cols as u64 ^ (kind.len() as u64) << 48);
+    let (weights, bias, q);
+    let layer = match numeric {
+        Numeric::F32 => {
+            let k = 1.0 / (cols as f32).sqrt();
+            weights = f32_bytes(&(0..rows * cols).map(|_| k * rng.unit()).collect::<Vec<_>>());
+            bias = f32_bytes(&(0..rows).map(|_| 0.1 * rng.unit()).collect::<Vec<_>>());
+            LayerDef::DenseF32 {
+                inputs: cols as u32,
+                outputs: rows as u32,
+                weights: &weights,
+                bias: &bias,
+            }
+        }
+        Numeric::Int8 => {
+            q = QuantLayer::random(&mut rng, rows * cols, rows, cols)?;
+            LayerDef::DenseI8 {
+                inputs: cols as u32,
+                outputs: rows as u32,
+                weights: &q.weights,
+                bias: &q.bias,
+                multiplier: &q.multiplier,
+                shift: &q.shift,
+                output_zero_point: 0,
+            }
+        }
+    };
+    save(dir, name, numeric, (cols, rows), &[layer], &mut rng)
+}
+
+/// One convolution layer's shape (a benchmark or test shape).
+#[derive(Debug, Clone, Copy)]
+pub struct ConvShape {
+    pub name: &'static str,
+    pub input: FeatureMap,
+    pub filters: u32,
+    pub window: Window,
+    pub depthwise: bool,
+}
+
+impl ConvShape {
+    /// `(outputs, MACs)`: every tap counts, padded ones too (as CMSIS-NN).
+    pub fn size(&self) -> Option<(usize, usize)> {
+        let (h, w, _, _) = self.window.output(&self.input)?;
+        let positions = (h * w) as usize;
+        let per_output = (self.window.kernel_h * self.window.kernel_w) as usize
+            * if self.depthwise {
+                1
+            } else {
+                self.input.channels as usize
+            };
+        Some((
+            positions * self.filters as usize,
+            positions * self.filters as usize * per_output,
+        ))
+    }
+}
+
+/// A square window: `k x k` (or `1 x k` for a 1-D map), stride `s`.
+pub const fn window(kernel: (u32, u32), stride: (u32, u32), padding: Padding) -> Window {
+    Window {
+        kernel_h: kernel.0,
+        kernel_w: kernel.1,
+        stride_h: stride.0,
+        stride_w: stride.1,
+        dilation_h: 1,
+        dilation_w: 1,
+        padding,
+    }
+}
+
+const fn map(height: u32, width: u32, channels: u32) -> FeatureMap {
+    FeatureMap {
+        height,
+        width,
+        channels,
+    }
+}
+
+/// The convolution shapes CMSIS-NN was measured on (`../shared/CORTEX-M.md`),
+/// with its instructions per MAC on the M4.
+pub const CONV_BENCH: [(ConvShape, f64); 5] = [
+    (
+        ConvShape {
+            name: "conv-dscnn1-49x10x1-10x4-s2",
+            input: map(49, 10, 1),
+            filters: 64,
+            window: window((10, 4), (2, 2), Padding::Same),
+            depthwise: false,
+        },
+        3.49,
+    ),
+    (
+        ConvShape {
+            name: "dwconv-25x5x64-3x3",
+            input: map(25, 5, 64),
+            filters: 64,
+            window: window((3, 3), (1, 1), Padding::Same),
+            depthwise: true,
+        },
+        7.79,
+    ),
+    (
+        ConvShape {
+            name: "pwconv-25x5-64to64",
+            input: map(25, 5, 64),
+            filters: 64,
+            window: window((1, 1), (1, 1), Padding::Valid),
+            depthwise: false,
+        },
+        2.09,
+    ),
+    (
+        ConvShape {
+            name: "conv-32x32x16-3x3",
+            input: map(32, 32, 16),
+            filters: 16,
+            window: window((3, 3), (1, 1), Padding::Same),
+            depthwise: false,
+        },
+        2.33,
+    ),
+    (
+        ConvShape {
+            name: "conv1d-128x6-k5-16",
+            input: map(1, 128, 6),
+            filters: 16,
+            window: window((1, 5), (1, 1), Padding::Valid),
+            depthwise: false,
+        },
+        4.12,
+    ),
+];
+
+/// Odd shapes for the parity tests: channel counts that leave 1 to 3 over in
+/// groups of 4, rows of 3k+1 and 3k+2, strides, dilation, both paddings.
+pub const CONV_PARITY: [ConvShape; 4] = [
+    ConvShape {
+        name: "conv-7x5x3-3x3-s2-same",
+        input: map(7, 5, 3),
+        filters: 5,
+        window: window((3, 3), (2, 2), Padding::Same),
+        depthwise: false,
+    },
+    ConvShape {
+        name: "conv1d-33x5-k3-d2",
+        input: map(1, 33, 5),
+        filters: 7,
+        window: Window {
+            dilation_w: 2,
+            ..window((1, 3), (1, 1), Padding::Valid)
+        },
+        depthwise: false,
+    },
+    ConvShape {
+        name: "dwconv-6x6x7-3x3-same",
+        input: map(6, 6, 7),
+        filters: 7,
+        window: window((3, 3), (1, 1), Padding::Same),
+        depthwise: true,
+    },
+    ConvShape {
+        name: "pwconv-5x3x9-to-10",
+        input: map(5, 3, 9),
+        filters: 10,
+        window: window((1, 1), (1, 1), Padding::Valid),
+        depthwise: false,
+    },
+];
+
+/// Parameters of one convolution layer of `shape`, owned.
+enum ConvParams {
+    F32 { weights: Vec<u8>, bias: Vec<u8> },
+    I8(QuantLayer),
+}
+
+impl ConvParams {
+    fn random(rng: &mut Rng, numeric: Numeric, s: &ConvShape) -> Result<Self> {
+        let taps = (s.window.kernel_h * s.window.kernel_w) as usize;
+        let fan_in = taps
+            * if s.depthwise {
+                1
+            } else {
+                s.input.channels as usize
+            };
+        let weights = if s.depthwise {
+            taps * s.input.channels as usize
+        } else {
+            s.filters as usize * fan_in
+        };
+        Ok(match numeric {
+            Numeric::F32 => {
+                let k = 1.0 / (fan_in as f32).sqrt();
+                ConvParams::F32 {
+                    weights: f32_bytes(&(0..weights).map(|_| k * rng.unit()).collect::<Vec<_>>()),
+                    bias: f32_bytes(&(0..s.filters).map(|_| 0.1 * rng.unit()).collect::<Vec<_>>()),
+                }
+            }
+            Numeric::Int8 => ConvParams::I8(QuantLayer::random(
+                rng,
+                weights,
+                s.filters as usize,
+                fan_in,
+            )?),
+        })
+    }
+
+    fn layer<'a>(&'a self, s: &ConvShape) -> LayerDef<'a> {
+        match self {
+            ConvParams::F32 { weights, bias } => LayerDef::Conv2dF32 {
+                input: s.input,
+                filters: s.filters,
+                window: s.window,
+                depthwise: s.depthwise,
+                weights,
+                bias,
+            },
+            ConvParams::I8(q) => LayerDef::Conv2dI8 {
+                input: s.input,
+                filters: s.filters,
+                window: s.window,
+                depthwise: s.depthwise,
+                weights: &q.weights,
+                bias: &q.bias,
+                multiplier: &q.multiplier,
+                shift: &q.shift,
+                input_zero_point: 0,
+                output_zero_point: 0,
+            },
+        }
+    }
+}
+
+/// Write the single convolution layer `shape` of the given numeric into `dir`.
+pub fn conv(dir: &Path, numeric: Numeric, shape: &ConvShape) -> Result<Synthetic> {
+    let mut rng = Rng(0xC0DE ^ (shape.name.len() as u64) << 32 ^ shape.filters as u64);
+    let (outputs, _) = shape
+        .size()
+        .ok_or_else(|| anyhow!("{}: the window does not fit", shape.name))?;
+    let params = ConvParams::random(&mut rng, numeric, shape)?;
+    let input_len = (shape.input.height * shape.input.width * shape.input.channels) as usize;
+    save(
+        dir,
+        shape.name.to_string(),
+        numeric,
+        (input_len, outputs),
+        &[params.layer(shape)],
+        &mut rng,
+    )
+}
+
+/// The MLPerf Tiny DS-CNN keyword-spotting network (about 2.66 million
+/// MACs), int8 with random weights: conv 10x4 stride 2 (64 filters) over
+/// 49x10 MFCC features, four depthwise-separable blocks (3x3 depthwise +
+/// pointwise 64 -> 64, each with ReLU), global average pooling, dense 64 ->
+/// 12, softmax.
+pub fn ds_cnn(dir: &Path) -> Result<Synthetic> {
+    let mut rng = Rng(0xD5C0);
+    let maps = map(25, 5, 64);
+    let mut shapes = vec![CONV_BENCH[0].0];
+    for _ in 0..4 {
+        shapes.push(CONV_BENCH[1].0);
+        shapes.push(CONV_BENCH[2].0);
+    }
+    let params = shapes
+        .iter()
+        .map(|s| ConvParams::random(&mut rng, Numeric::Int8, s))
+        .collect::<Result<Vec<_>>>()?;
+    // ReLU as the int8 table of max(x, 0) (zero point 0, same scale).
+    let relu: Vec<u8> = (0..256)
+        .map(|i| (i as u8 ^ 0x80) as i8)
+        .map(|v| v.max(0) as u8)
+        .collect();
+    let head = QuantLayer::random(&mut rng, 64 * 12, 12, 64)?;
+    let exp_table: Vec<u8> = (0..256u32)
+        .flat_map(|d| ((32767.0 * (-(d as f64) / 16.0).exp()).round() as u16).to_le_bytes())
+        .collect();
+    let mut layers = Vec::new();
+    for (s, p) in shapes.iter().zip(&params) {
+        layers.push(p.layer(s));
+        layers.push(LayerDef::TableI8 { table: &relu });
+    }
+    layers.push(LayerDef::Pool2d {
+        input: maps,
+        kind: Pool2dKind::Average,
+        window: window((25, 5), (1, 1), Padding::Valid),
+    });
+    layers.push(LayerDef::DenseI8 {
+        inputs: 64,
+        outputs: 12,
+        weights: &head.weights,
+        bias: &head.bias,
+        multiplier: &head.multiplier,
+        shift: &head.shift,
+        output_zero_point: 0,
+    });
+    layers.push(LayerDef::SoftmaxI8 {
+        exp_table: &exp_table,
+    });
+    save(
+        dir,
+        "ds-cnn".into(),
+        Numeric::Int8,
+        (49 * 10, 12),
+        &layers,
+        &mut rng,
+    )
+}
+
+/// Write the synthetic model called `name` (a dense `dense-RxC`, a shape of
+/// [`CONV_BENCH`] or [`CONV_PARITY`], or `ds-cnn`) into `target/xtask/synthetic`.
+pub fn by_name(name: &str, numeric: &str) -> Result<Synthetic> {
+    let dir = crate::workspace_root().join("target/xtask/synthetic");
+    let numeric = match numeric {
+        "f32" => Numeric::F32,
+        "int8" => Numeric::Int8,
+        other => anyhow::bail!("numeric must be f32 or int8, not {other}"),
+    };
+    if name == "ds-cnn" {
+        return ds_cnn(&dir);
+    }
+    if let Some((rows, cols)) = name
+        .strip_prefix("dense-")
+        .and_then(|s| s.split_once('x'))
+        .and_then(|(r, c)| Some((r.parse().ok()?, c.parse().ok()?)))
+    {
+        return dense(&dir, numeric, rows, cols);
+    }
+    let shape = CONV_BENCH
+        .iter()
+        .map(|(s, _)| s)
+        .chain(&CONV_PARITY)
+        .find(|s| s.name == name)
+        .ok_or_else(|| anyhow!("no synthetic model called {name}"))?;
+    conv(&dir, numeric, shape)
 }

@@ -17,8 +17,8 @@
 //! [`Error::Truncated`]; anything else invalid is [`Error::Malformed`].
 
 use super::{
-    Activation, Cell, DenseI8Params, Envelope, Features, LayerDef, ModelHeader, Numeric, PoolKind,
-    Position, QuantParams, Rescale, LAYER_KINDS,
+    Activation, Cell, DenseI8Params, Envelope, FeatureMap, Features, LayerDef, ModelHeader,
+    Numeric, Padding, Pool2dKind, PoolKind, Position, QuantParams, Rescale, Window, LAYER_KINDS,
 };
 use crate::error::{Error, Result};
 
@@ -140,6 +140,32 @@ impl<'a> Reader<'a> {
     }
 
     #[allow(dead_code)]
+    fn feature_map(&mut self) -> Result<FeatureMap> {
+        Ok(FeatureMap {
+            height: self.u32()?,
+            width: self.u32()?,
+            channels: self.u32()?,
+        })
+    }
+
+    #[allow(dead_code)]
+    fn window(&mut self) -> Result<Window> {
+        Ok(Window {
+            kernel_h: self.u32()?,
+            kernel_w: self.u32()?,
+            stride_h: self.u32()?,
+            stride_w: self.u32()?,
+            dilation_h: self.u32()?,
+            dilation_w: self.u32()?,
+            padding: match self.u32()? {
+                0 => Padding::Valid,
+                1 => Padding::Same,
+                _ => return Err(Error::Malformed),
+            },
+        })
+    }
+
+    #[allow(dead_code)]
     fn dense_i8(&mut self) -> Result<DenseI8Params<'a>> {
         Ok(DenseI8Params {
             weights: self.bytes()?,
@@ -217,6 +243,7 @@ impl<'a> LayerDef<'a> {
                 3 => Activation::Tanh,
                 4 => Activation::Gelu,
                 5 => Activation::Softmax,
+                6 => Activation::Relu6,
                 _ => return Err(Error::Malformed),
             }),
             #[cfg(feature = "int8")]
@@ -345,6 +372,38 @@ impl<'a> LayerDef<'a> {
             },
             #[cfg(feature = "attention")]
             24 => LayerDef::ClassToken { vector: r.bytes()? },
+            #[cfg(all(feature = "conv", feature = "f32"))]
+            25 => LayerDef::Conv2dF32 {
+                input: r.feature_map()?,
+                filters: r.u32()?,
+                window: r.window()?,
+                depthwise: r.bool()?,
+                weights: r.bytes()?,
+                bias: r.bytes()?,
+            },
+            #[cfg(all(feature = "conv", feature = "int8"))]
+            26 => LayerDef::Conv2dI8 {
+                input: r.feature_map()?,
+                filters: r.u32()?,
+                window: r.window()?,
+                depthwise: r.bool()?,
+                weights: r.bytes()?,
+                bias: r.bytes()?,
+                multiplier: r.bytes()?,
+                shift: r.bytes()?,
+                input_zero_point: r.i8()?,
+                output_zero_point: r.i8()?,
+            },
+            #[cfg(feature = "conv")]
+            27 => LayerDef::Pool2d {
+                input: r.feature_map()?,
+                kind: match r.u32()? {
+                    0 => Pool2dKind::Max,
+                    1 => Pool2dKind::Average,
+                    _ => return Err(Error::Malformed),
+                },
+                window: r.window()?,
+            },
             _ => return Err(Error::Malformed),
         };
         Ok(def)

@@ -5,8 +5,8 @@
 //! the shape-only kinds such as [`LayerDef::SaveSkip`](super::LayerDef::SaveSkip))
 //! and to a family: the dense family (dense, activations, tables, softmax,
 //! skips) comes with its numeric path; `recurrent`, `attention` and
-//! `classical` are features of their own (`classical` is f32 only and turns
-//! `f32` on). The loader rejects a kind this build leaves out with
+//! `classical` and `conv` are features of their own (`classical` is f32
+//! only and turns `f32` on). The loader rejects a kind this build leaves out with
 //! [`Error::UnsupportedLayer`](crate::Error::UnsupportedLayer), naming the
 //! feature; [`Features`] of a loaded model is the exact set it needs.
 
@@ -32,14 +32,20 @@ impl Features {
     pub const ATTENTION: Features = Features(8);
     /// Classical layers (feature `classical`, f32 only).
     pub const CLASSICAL: Features = Features(16);
+    /// Convolutions and 2-D pooling (feature `conv`).
+    pub const CONV: Features = Features(32);
+
+    /// Every layer feature: the runtime's default build.
+    pub const EVERY: Features = Features(63);
 
     /// Every feature, in the order [`Features::names`] lists them.
-    const ALL: [(Features, &'static str); 5] = [
+    const ALL: [(Features, &'static str); 6] = [
         (Features::F32, "f32"),
         (Features::INT8, "int8"),
         (Features::RECURRENT, "recurrent"),
         (Features::ATTENTION, "attention"),
         (Features::CLASSICAL, "classical"),
+        (Features::CONV, "conv"),
     ];
 
     /// The features this build of the runtime was compiled with.
@@ -48,7 +54,8 @@ impl Features {
             | (cfg!(feature = "int8") as u8) << 1
             | (cfg!(feature = "recurrent") as u8) << 2
             | (cfg!(feature = "attention") as u8) << 3
-            | (cfg!(feature = "classical") as u8) << 4,
+            | (cfg!(feature = "classical") as u8) << 4
+            | (cfg!(feature = "conv") as u8) << 5,
     );
 
     /// Both sets.
@@ -88,6 +95,9 @@ impl Features {
             14 | 23 | 24 => Features::ATTENTION,
             15 | 17 | 19 | 21 => Features::ATTENTION.with(Features::F32),
             16 | 18 | 20 | 22 => Features::ATTENTION.with(Features::INT8),
+            25 => Features::CONV.with(Features::F32),
+            26 => Features::CONV.with(Features::INT8),
+            27 => Features::CONV,
             _ => Features::NONE,
         }
     }
@@ -121,5 +131,21 @@ impl fmt::Display for Features {
             write!(f, "\"{name}\"")?;
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_is_every_named_feature_and_the_default_build() {
+        let union = Features::ALL
+            .iter()
+            .fold(Features::NONE, |u, &(f, _)| u.with(f));
+        assert_eq!(union, Features::EVERY);
+        assert_eq!(Features::EVERY.names().count(), Features::ALL.len());
+        // The tests build the runtime with its default features.
+        assert_eq!(Features::BUILD, Features::EVERY);
     }
 }

@@ -26,7 +26,10 @@
 //! Version 2 added the classical layers: [`LayerDef::NearestCentroidF32`],
 //! [`LayerDef::SquaredErrorF32`], [`LayerDef::IsolationForestF32`] and
 //! [`LayerDef::ThresholdF32`]. Version 3 added the transformer layers, from
-//! [`LayerDef::Tokens`] on (see "Sequences of tokens" below).
+//! [`LayerDef::Tokens`] on (see "Sequences of tokens" below). Version 4
+//! added the convolution layers ([`LayerDef::Conv2dF32`],
+//! [`LayerDef::Conv2dI8`], [`LayerDef::Pool2d`]; see "Feature maps") and
+//! [`Activation::Relu6`].
 //!
 //! # Numeric paths
 //! A model is either all-f32 or all-int8 ([`Numeric`]). int8 layers follow the
@@ -47,6 +50,17 @@
 //! A *causal* model (`Tokens { causal: true }`) has no pooling and can also run
 //! one token at a time with a key/value cache (the step API of
 //! [`Model`](crate::Model)); its output is one row per token.
+//!
+//! # Feature maps (convolutional models)
+//!
+//! A convolution or pooling layer declares its input [`FeatureMap`]
+//! (`height x width x channels`, channels last as in TFLM and CMSIS-NN),
+//! whose size must equal the current tensor's width; its output is again a
+//! flat channels-last map, so a dense layer after it reads it as a vector
+//! (flatten costs nothing) and skip slots add maps of equal size (residual
+//! blocks). Output sizes and padding follow [`window_axis`] (TensorFlow's
+//! rules). Batch norm has no layer: exporters fold it into the convolution
+//! before it.
 //!
 //! # Reading and families
 //! Writers encode with postcard (the types derive serde). The loader reads
@@ -69,17 +83,22 @@ pub use features::Features;
 /// First four bytes of every blob.
 pub const MAGIC: [u8; 4] = *b"MCUN";
 /// The payload version this runtime reads and the trainer writes.
-pub const FORMAT_VERSION: u16 = 3;
+pub const FORMAT_VERSION: u16 = 4;
 /// Most tokens a sequence (and a key/value cache) may hold.
 pub const MAX_TOKENS: u32 = 256;
 /// Number of [`LayerDef`] kinds; tags (variant indices) are `0..LAYER_KINDS`.
-pub const LAYER_KINDS: u32 = 25;
+pub const LAYER_KINDS: u32 = 28;
 /// Most layers a model may have.
 pub const MAX_LAYERS: usize = 32;
 /// Most skip slots (saved activations for residual connections) a model may use.
 pub const MAX_SKIP_SLOTS: usize = 4;
-/// Largest width of any tensor (input, output or any layer's output).
+/// Largest dimension of a layer: a dense layer's inputs and outputs, a
+/// recurrent layer's hidden width, a model dimension, a feature map's
+/// height, width or channels, a kernel size.
 pub const MAX_WIDTH: u32 = 4096;
+/// Largest tensor, in values: a model's input or output, or any layer's
+/// output (a feature map is `height x width x channels` values).
+pub const MAX_TENSOR: u32 = 1 << 16;
 /// Most attention layers a model may have.
 pub const MAX_ATTENTION_LAYERS: usize = 4;
 /// Most token ids of an f32 embedding ([`LayerDef::EmbeddingF32`]).
@@ -177,6 +196,8 @@ pub enum Activation {
     Gelu,
     /// `exp(x - max) / sum(exp(x - max))` over the whole tensor
     Softmax,
+    /// `min(max(x, 0), 6)` (format version 4)
+    Relu6,
 }
 
 /// One layer as stored. Parameter arrays are little-endian byte strings.
@@ -500,6 +521,71 @@ pub enum LayerDef<'a> {
         #[serde(borrow)]
         vector: &'a [u8],
     },
+    /// 2-D convolution over a channels-last feature map, f32 (1-D: height
+    /// 1); see "Feature maps" in the module docs. Standard: `weights` is
+    /// `filters x kernel_h x kernel_w x channels` (OHWI) f32; depthwise
+    /// (`filters == channels`, one filter per channel): `kernel_h x
+    /// kernel_w x channels` (HWC). `bias` is `filters` f32.
+    Conv2dF32 {
+        /// The input feature map.
+        input: FeatureMap,
+        /// Output channels.
+        filters: u32,
+        /// Kernel, stride, dilation, padding.
+        window: Window,
+        /// One filter per input channel instead of a full one.
+        depthwise: bool,
+        /// See above.
+        #[serde(borrow)]
+        weights: &'a [u8],
+        /// `filters` f32.
+        #[serde(borrow)]
+        bias: &'a [u8],
+    },
+    /// 2-D convolution, int8, with the layout of [`LayerDef::Conv2dF32`] and
+    /// the scheme of [`LayerDef::DenseI8`]: weights symmetric per output
+    /// channel, `bias` i32 with the input zero point folded in over *all*
+    /// taps (`bias' = bias - zp_in * sum(w)`), so padded taps read the input
+    /// zero point (real zero) and every tap is a plain int8 product.
+    Conv2dI8 {
+        /// The input feature map.
+        input: FeatureMap,
+        /// Output channels.
+        filters: u32,
+        /// Kernel, stride, dilation, padding.
+        window: Window,
+        /// One filter per input channel instead of a full one.
+        depthwise: bool,
+        /// Weights, as for [`LayerDef::Conv2dF32`], i8.
+        #[serde(borrow)]
+        weights: &'a [u8],
+        /// `filters` i32, input zero point folded in.
+        #[serde(borrow)]
+        bias: &'a [u8],
+        /// `filters` i32 fixed-point multipliers in `[2^30, 2^31)`, or 0.
+        #[serde(borrow)]
+        multiplier: &'a [u8],
+        /// `filters` right shifts, each in `1..=62`.
+        #[serde(borrow)]
+        shift: &'a [u8],
+        /// Zero point of the input (the value of a padded tap).
+        input_zero_point: i8,
+        /// Zero point of the output.
+        output_zero_point: i8,
+    },
+    /// Max or average pooling over windows of a channels-last feature map,
+    /// either path; each channel alone. Padded cells take no part (an
+    /// average divides by the valid cells; int8 rounds half up:
+    /// `floor((2 sum + n) / (2 n))`). Global average pooling is a window
+    /// the size of the map.
+    Pool2d {
+        /// The input feature map.
+        input: FeatureMap,
+        /// Maximum or mean.
+        kind: Pool2dKind,
+        /// Window, stride, padding (dilation must be 1).
+        window: Window,
+    },
 }
 
 impl LayerDef<'_> {
@@ -531,8 +617,142 @@ impl LayerDef<'_> {
             LayerDef::AttentionI8 { .. } => 22,
             LayerDef::Pool { .. } => 23,
             LayerDef::ClassToken { .. } => 24,
+            LayerDef::Conv2dF32 { .. } => 25,
+            LayerDef::Conv2dI8 { .. } => 26,
+            LayerDef::Pool2d { .. } => 27,
         }
     }
+}
+
+/// The shape of a channels-last (HWC) feature map: `height x width x
+/// channels` values, channel fastest. A 1-D sequence is `1 x steps x channels`.
+#[derive(Serialize, Deserialize, Debug, Clone, Copy, PartialEq, Eq)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
+pub struct FeatureMap {
+    /// Rows.
+    pub height: u32,
+    /// Columns (time steps of a 1-D sequence).
+    pub width: u32,
+    /// Values per position.
+    pub channels: u32,
+}
+
+impl FeatureMap {
+    /// Values in the map, if it fits a `u32`.
+    pub const fn len(&self) -> Option<u32> {
+        match self.height.checked_mul(self.width) {
+            Some(hw) => hw.checked_mul(self.channels),
+            None => None,
+        }
+    }
+    /// Whether the map has no value.
+    pub const fn is_empty(&self) -> bool {
+        self.height == 0 || self.width == 0 || self.channels == 0
+    }
+}
+
+/// How a window meets the border of a feature map.
+#[derive(Serialize, Deserialize, Debug, Clone, Copy, PartialEq, Eq)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
+pub enum Padding {
+    /// No padding: every window lies inside the map.
+    Valid,
+    /// TensorFlow's "same": `ceil(input / stride)` outputs, the padding
+    /// split with the smaller half before.
+    Same,
+}
+
+/// A convolution's or pooling's window, per axis (height, then width).
+#[derive(Serialize, Deserialize, Debug, Clone, Copy, PartialEq, Eq)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
+pub struct Window {
+    /// Kernel rows.
+    pub kernel_h: u32,
+    /// Kernel columns.
+    pub kernel_w: u32,
+    /// Step between output rows, at least 1.
+    pub stride_h: u32,
+    /// Step between output columns, at least 1.
+    pub stride_w: u32,
+    /// Spacing of kernel rows, at least 1.
+    pub dilation_h: u32,
+    /// Spacing of kernel columns, at least 1.
+    pub dilation_w: u32,
+    /// Border rule.
+    pub padding: Padding,
+}
+
+/// One axis of a window over an input of `input` cells: `(outputs, padding
+/// before)`, or `None` when the kernel, stride or dilation is 0 or the
+/// dilated kernel is larger than the padded input.
+pub const fn window_axis(
+    input: u32,
+    kernel: u32,
+    stride: u32,
+    dilation: u32,
+    padding: Padding,
+) -> Option<(u32, u32)> {
+    if input == 0 || kernel == 0 || stride == 0 || dilation == 0 {
+        return None;
+    }
+    // (kernel - 1) * dilation + 1, without overflow.
+    let span = match (kernel - 1).checked_mul(dilation) {
+        Some(s) => s as u64 + 1,
+        None => return None,
+    };
+    let (input, stride) = (input as u64, stride as u64);
+    match padding {
+        Padding::Valid => {
+            if span > input {
+                return None;
+            }
+            Some((((input - span) / stride + 1) as u32, 0))
+        }
+        Padding::Same => {
+            let out = input.div_ceil(stride);
+            let needed = (out - 1) * stride + span;
+            let total = needed.saturating_sub(input);
+            if span > input + total {
+                return None;
+            }
+            Some((out as u32, (total / 2) as u32))
+        }
+    }
+}
+
+impl Window {
+    /// `(rows, columns, padding above, padding left)` of the output over
+    /// `input` (see [`window_axis`]).
+    pub const fn output(&self, input: &FeatureMap) -> Option<(u32, u32, u32, u32)> {
+        let h = window_axis(
+            input.height,
+            self.kernel_h,
+            self.stride_h,
+            self.dilation_h,
+            self.padding,
+        );
+        let w = window_axis(
+            input.width,
+            self.kernel_w,
+            self.stride_w,
+            self.dilation_w,
+            self.padding,
+        );
+        match (h, w) {
+            (Some((oh, ph)), Some((ow, pw))) => Some((oh, ow, ph, pw)),
+            _ => None,
+        }
+    }
+}
+
+/// What [`LayerDef::Pool2d`] computes over each window.
+#[derive(Serialize, Deserialize, Debug, Clone, Copy, PartialEq, Eq)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
+pub enum Pool2dKind {
+    /// The largest value.
+    Max,
+    /// The mean of the valid cells.
+    Average,
 }
 
 /// Which recurrent cell a layer computes; equations in [`crate::kernels::recurrent`].

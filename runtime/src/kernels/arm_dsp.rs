@@ -214,3 +214,360 @@ pub fn dense_i8(
         *out = requantize(dot1(x, row, load_i32(b)), m, s, output_zero_point);
     }
 }
+
+/// Positions a standard convolution computes per pass of [`dot_row_3`].
+#[cfg(feature = "conv")]
+const POSITIONS: usize = 3;
+
+/// One int8 weight row against three q15 tap columns, over `groups` groups
+/// of four taps, added to `acc`. A column holds per group the words
+/// `[x0 x2]` and `[x1 x3]` (i16 lanes, as `SXTB16` unpacks a weight word),
+/// so each group costs one weight load, two unpacks, and per column one
+/// `LDRD` and two `SMLAD` (about 1.17 instructions per MAC).
+#[cfg(feature = "conv")]
+#[inline(always)]
+fn dot_row_3(groups: usize, row: &[u8], columns: [&[u32]; 3], acc: [i32; 3]) -> [i32; 3] {
+    let in_bounds =
+        groups > 0 && row.len() >= 4 * groups && columns.iter().all(|c| c.len() >= 2 * groups);
+    if !in_bounds {
+        return acc;
+    }
+    let [mut a0, mut a1, mut a2] = acc;
+    // SAFETY: the weight pointer reads `4 * groups` bytes of `row` (LDR,
+    // unaligned allowed on Armv7E-M), each column pointer `8 * groups`
+    // bytes of its column with LDRD, which needs 4-byte alignment: the
+    // columns are `u32` slices. All lengths are checked above. Only the
+    // named registers and the flags are written; no stack is used.
+    unsafe {
+        asm!(
+            "2:",
+            "ldr    {w}, [{wp}], #4",
+            "sxtb16 {t}, {w}",
+            "sxtb16 {w}, {w}, ror #8",
+            "ldrd   {x}, {y}, [{p0}], #8",
+            "smlad  {a0}, {t}, {x}, {a0}",
+            "smlad  {a0}, {w}, {y}, {a0}",
+            "ldrd   {x}, {y}, [{p1}], #8",
+            "smlad  {a1}, {t}, {x}, {a1}",
+            "smlad  {a1}, {w}, {y}, {a1}",
+            "ldrd   {x}, {y}, [{p2}], #8",
+            "smlad  {a2}, {t}, {x}, {a2}",
+            "smlad  {a2}, {w}, {y}, {a2}",
+            "subs   {n}, {n}, #1",
+            "bne    2b",
+            n = inout(reg) groups => _,
+            wp = inout(reg) row.as_ptr() => _,
+            p0 = inout(reg) columns[0].as_ptr() => _,
+            p1 = inout(reg) columns[1].as_ptr() => _,
+            p2 = inout(reg) columns[2].as_ptr() => _,
+            a0 = inout(reg) a0,
+            a1 = inout(reg) a1,
+            a2 = inout(reg) a2,
+            w = out(reg) _,
+            t = out(reg) _,
+            x = out(reg) _,
+            y = out(reg) _,
+            options(pure, readonly, nostack),
+        );
+    }
+    [a0, a1, a2]
+}
+
+/// Tap `k` of a q15 column (see [`dot_row_3`]).
+#[cfg(feature = "conv")]
+#[inline(always)]
+fn q15_at(column: &[u32], k: usize) -> i32 {
+    let word = column.get(2 * (k / 4) + (k % 2)).copied().unwrap_or(0);
+    let lane = if k % 4 < 2 {
+        word as u16
+    } else {
+        (word >> 16) as u16
+    };
+    i32::from(lane as i16)
+}
+
+/// An int8 column (`taps` values, any length) as a q15 column for
+/// [`dot_row_3`], zero past the taps.
+#[cfg(feature = "conv")]
+fn widen(column_i8: &[i8], out: &mut [u32]) {
+    let bytes: &[u8] = bytemuck::cast_slice(column_i8);
+    let mut groups = bytes.chunks_exact(4);
+    let mut words = out.chunks_exact_mut(2);
+    for (group, pair) in (&mut groups).zip(&mut words) {
+        let v = le_u32(group);
+        pair[0] = sxtb16(v);
+        pair[1] = sxtb16_ror8(v);
+    }
+    if let Some(pair) = words.next() {
+        let mut last = [0u8; 4];
+        last.iter_mut()
+            .zip(groups.remainder())
+            .for_each(|(d, &s)| *d = s);
+        let v = u32::from_le_bytes(last);
+        pair[0] = sxtb16(v);
+        pair[1] = sxtb16_ror8(v);
+    }
+}
+
+/// Same contract and results as the generic
+/// [`conv_i8`](super::conv::conv_i8_generic): standard convolution, three
+/// output positions per pass, each weight row loaded once for the three
+/// (`scratch`: at least 7 x `taps` rounded up to 4 bytes, as the loader
+/// reserves). Leftover positions take the generic path.
+#[cfg(feature = "conv")]
+#[allow(clippy::too_many_arguments)]
+pub fn conv_i8(
+    g: &super::conv::Geometry,
+    weights: &[u8],
+    bias: &[u8],
+    multiplier: &[u8],
+    shift: &[u8],
+    zero_points: (i8, i8),
+    x: &[i8],
+    y: &mut [i8],
+    scratch: &mut [u8],
+) {
+    let taps = g.taps();
+    let (groups, rest) = (taps / 4, taps % 4);
+    let out_c = usize::from(g.out_c);
+    let words = 2 * taps.div_ceil(4);
+    let Ok(scratch) = bytemuck::try_cast_slice_mut::<u8, u32>(
+        scratch
+            .get_mut(..7 * taps.div_ceil(4) * 4)
+            .unwrap_or(&mut []),
+    ) else {
+        return;
+    };
+    let (q15, column_words) = scratch.split_at_mut(POSITIONS * words);
+    let column: &mut [i8] = bytemuck::cast_slice_mut(column_words);
+    let positions = g.positions();
+    let full = positions - positions % POSITIONS;
+    for first in (0..full).step_by(POSITIONS) {
+        let mut cols = q15.chunks_exact_mut(words);
+        for p in first..first + POSITIONS {
+            let (Some(q), Some(src)) = (
+                cols.next(),
+                super::conv::tap_column(g, x, zero_points.0, p, column),
+            ) else {
+                return;
+            };
+            widen(src, q);
+        }
+        let columns = [
+            q15.get(..words).unwrap_or(&[]),
+            q15.get(words..2 * words).unwrap_or(&[]),
+            q15.get(2 * words..3 * words).unwrap_or(&[]),
+        ];
+        let Some(outs) = y.get_mut(first * out_c..(first + POSITIONS) * out_c) else {
+            return;
+        };
+        let (o0, rest_outs) = outs.split_at_mut(out_c);
+        let (o1, o2) = rest_outs.split_at_mut(out_c);
+        // One zip over the per-channel arrays (in step, so indexed without
+        // checks); the weight row and the three outputs by position.
+        let params = bias
+            .chunks_exact(4)
+            .zip(multiplier.chunks_exact(4))
+            .zip(shift)
+            .zip(o0.iter_mut().zip(o1.iter_mut().zip(o2.iter_mut())));
+        let mut row = weights;
+        for (o, (((b, m), &s), (v0, (v1, v2)))) in params.enumerate() {
+            // A row's partial last group reads into the next row, against
+            // the columns' zero lanes: exact, and in bounds but for the
+            // last row, whose tail is added one tap at a time.
+            let (whole, tail) = if o + 1 == out_c || rest == 0 {
+                (groups, rest)
+            } else {
+                (groups + 1, 0)
+            };
+            let mut acc = dot_row_3(whole, row, columns, [load_i32(b); 3]);
+            for k in taps - tail..taps {
+                let w = i32::from(row.get(k).copied().unwrap_or(0) as i8);
+                for (a, c) in acc.iter_mut().zip(columns) {
+                    *a = a.wrapping_add(w * q15_at(c, k));
+                }
+            }
+            let m = load_i32(m);
+            let requantize =
+                |a| saturate_i8(rescale(a, m, s).saturating_add(i32::from(zero_points.1)));
+            *v0 = requantize(acc[0]);
+            *v1 = requantize(acc[1]);
+            *v2 = requantize(acc[2]);
+            row = row.get(taps..).unwrap_or(&[]);
+        }
+    }
+    // The last one or two positions: one column each through the dense kernel.
+    for p in full..positions {
+        let Some(src) = super::conv::tap_column(g, x, zero_points.0, p, column) else {
+            return;
+        };
+        if let Some(out) = y.get_mut(p * out_c..(p + 1) * out_c) {
+            dense_i8(weights, bias, multiplier, shift, zero_points.1, src, out);
+        }
+    }
+}
+
+/// Four channels (`channel` to `channel + 3`) of one depthwise output
+/// position: over the taps listed in `table` (per tap the address of its
+/// input cell's first channel, padded taps pointing at a row of the input
+/// zero point; a null address ends it), against q15 weight pairs `[w0 w2]
+/// [w1 w3]` starting at `weights` and `stride` bytes apart per tap, added
+/// to `acc`.
+/// Per tap: three loads, two `SXTB16`, four 16-bit MACs and the loop's two
+/// (about 3 instructions per MAC).
+///
+/// # Safety
+/// Every address in `table` before the null one, plus `channel`, must be
+/// readable for 4 bytes, and `weights + t * stride` readable for 8 bytes
+/// (and 4-byte aligned) for each listed tap `t`.
+#[cfg(feature = "conv")]
+#[inline(always)]
+unsafe fn depthwise_quad(
+    table: *const u32,
+    channel: usize,
+    weights: *const u32,
+    stride: usize,
+    acc: [i32; 4],
+) -> [i32; 4] {
+    let [mut a0, mut a1, mut a2, mut a3] = acc;
+    // SAFETY: the caller's contract above; only the named registers and the
+    // flags are written, no stack is used.
+    unsafe {
+        asm!(
+            "2:",
+            "ldr    {x}, [{tbl}], #4",
+            "cbz    {x}, 3f",
+            "ldr    {x}, [{x}, {c}]",
+            "ldrd   {w02}, {w13}, [{wp}]",
+            "add    {wp}, {wp}, {stride}",
+            "sxtb16 {t}, {x}",
+            "sxtb16 {x}, {x}, ror #8",
+            "smlabb {a0}, {t}, {w02}, {a0}",
+            "smlatt {a2}, {t}, {w02}, {a2}",
+            "smlabb {a1}, {x}, {w13}, {a1}",
+            "smlatt {a3}, {x}, {w13}, {a3}",
+            "b      2b",
+            "3:",
+            tbl = inout(reg) table => _,
+            wp = inout(reg) weights => _,
+            stride = in(reg) stride,
+            c = in(reg) channel,
+            a0 = inout(reg) a0,
+            a1 = inout(reg) a1,
+            a2 = inout(reg) a2,
+            a3 = inout(reg) a3,
+            x = out(reg) _,
+            t = out(reg) _,
+            w02 = out(reg) _,
+            w13 = out(reg) _,
+            options(pure, readonly, nostack),
+        );
+    }
+    [a0, a1, a2, a3]
+}
+
+/// Same contract and results as the generic
+/// [`depthwise_i8`](super::conv::depthwise_i8_generic): the weights widened
+/// to q15 once per call, then per output position a table of the taps'
+/// input addresses, and four channels at a time in registers over the taps
+/// ([`depthwise_quad`]); leftover channels take the generic arithmetic.
+/// `scratch` holds [`depthwise_i8_scratch`](super::conv::depthwise_i8_scratch)
+/// bytes (the loader reserves them).
+#[cfg(feature = "conv")]
+#[allow(clippy::too_many_arguments)]
+pub fn depthwise_i8(
+    g: &super::conv::Geometry,
+    weights: &[u8],
+    bias: &[u8],
+    multiplier: &[u8],
+    shift: &[u8],
+    (input_zero_point, output_zero_point): (i8, i8),
+    x: &[i8],
+    y: &mut [i8],
+    scratch: &mut [i32],
+) {
+    let c_n = usize::from(g.in_c);
+    let taps = usize::from(g.k_h) * usize::from(g.k_w);
+    let c4 = c_n.div_ceil(4) * 4;
+    let quads = c_n / 4;
+    let scratch: &mut [u32] = bytemuck::cast_slice_mut(scratch);
+    let Some(scratch) = scratch.get_mut(..super::conv::depthwise_i8_scratch(c_n, taps) / 4) else {
+        return;
+    };
+    let (wide, rest) = scratch.split_at_mut(taps * c4 / 2);
+    let (table, rest) = rest.split_at_mut(taps + 1);
+    let (zero_row, sums) = rest.split_at_mut(c4 / 4);
+    let sums: &mut [i32] = bytemuck::cast_slice_mut(sums);
+    // Weights, tap by tap, as q15 pairs of four channels.
+    for (t, row) in wide.chunks_exact_mut(c4 / 2).enumerate() {
+        let src = weights.get(t * c_n..(t + 1) * c_n).unwrap_or(&[]);
+        for (pair, group) in row.chunks_exact_mut(2).zip(src.chunks(4)) {
+            let mut word = [0u8; 4];
+            word.iter_mut().zip(group).for_each(|(d, &s)| *d = s);
+            let v = u32::from_le_bytes(word);
+            pair[0] = sxtb16(v);
+            pair[1] = sxtb16_ror8(v);
+        }
+    }
+    let padded = u32::from(input_zero_point as u8) * 0x0101_0101;
+    zero_row.iter_mut().for_each(|w| *w = padded);
+    let x_bytes: &[u8] = bytemuck::cast_slice(x);
+    let width = usize::from(g.out_w).max(1);
+    for (p, out) in y.chunks_exact_mut(c_n.max(1)).enumerate() {
+        let (oy, ox) = (p / width, p % width);
+        for (entry, (ky, kx)) in table.iter_mut().zip(g.taps_2d()) {
+            let cell = g.cell(oy, ox, ky, kx);
+            // The cell's first channel; its last quad's 4 bytes are in `x`.
+            *entry = match cell.and_then(|cell| x_bytes.get(cell * c_n..cell * c_n + 4 * quads)) {
+                Some(row) if quads > 0 => row.as_ptr() as u32,
+                _ => zero_row.as_ptr() as u32,
+            };
+        }
+        if let Some(end) = table.get_mut(taps) {
+            *end = 0;
+        }
+        // Accumulate quad by quad into `sums`, then requantize the row at once
+        // (fewer live values around the assembly).
+        let quad_bias = bias.chunks_exact(16);
+        for ((q, b), sum) in quad_bias.enumerate().zip(sums.chunks_exact_mut(4)) {
+            let c = 4 * q;
+            let acc = [
+                load_i32(&b[0..4]),
+                load_i32(&b[4..8]),
+                load_i32(&b[8..12]),
+                load_i32(&b[12..16]),
+            ];
+            let first = wide.get(c / 2..).unwrap_or(&[]);
+            if first.len() >= (taps - 1) * c4 / 2 + 2 {
+                // SAFETY: every table entry before the end marker is the
+                // start of `4 * quads` bytes of `x`, or of `zero_row` (c4 >=
+                // 4 * quads bytes), set above; `c + 4 <= 4 * quads`. The
+                // weight pointer advances `2 * c4` bytes (c4/2 words) per
+                // tap and `first` holds the pair of every tap (checked
+                // here); `wide` is a u32 slice, so 4-byte aligned.
+                let acc = unsafe { depthwise_quad(table.as_ptr(), c, first.as_ptr(), 2 * c4, acc) };
+                sum.copy_from_slice(&acc);
+            }
+        }
+        let params = multiplier.chunks_exact(4).zip(shift);
+        for ((v, &a), (m, &s)) in out.iter_mut().zip(sums.iter()).zip(params) {
+            *v = requantize(a, m, s, output_zero_point);
+        }
+        for ch in 4 * quads..c_n {
+            let mut acc = load_i32(bias.get(4 * ch..4 * ch + 4).unwrap_or(&[]));
+            for (t, (ky, kx)) in g.taps_2d().enumerate() {
+                let xv = g
+                    .cell(oy, ox, ky, kx)
+                    .and_then(|cell| x.get(cell * c_n + ch))
+                    .copied()
+                    .unwrap_or(input_zero_point);
+                let w = weights.get(t * c_n + ch).copied().unwrap_or(0) as i8;
+                acc = acc.wrapping_add(i32::from(w) * i32::from(xv));
+            }
+            let m = multiplier.get(4 * ch..4 * ch + 4).unwrap_or(&[]);
+            if let (Some(v), Some(&s)) = (out.get_mut(ch), shift.get(ch)) {
+                *v = requantize(acc, m, s, output_zero_point);
+            }
+        }
+    }
+}

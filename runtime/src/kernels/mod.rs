@@ -9,6 +9,8 @@ pub mod attention;
 pub mod blocked;
 #[cfg(feature = "classical")]
 pub mod classical;
+#[cfg(feature = "conv")]
+pub mod conv;
 pub mod generic;
 #[cfg(feature = "attention")]
 pub mod norm;

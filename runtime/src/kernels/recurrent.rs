@@ -211,6 +211,10 @@ pub(crate) struct RecurrentI8<'a> {
 /// "z"` builds would copy with `memcpy`, 0.6 KB of flash on the M0). The
 /// reference, used on every core without DSP.
 // Out of line: one copy per input type, and its loop is faster so.
+#[cfg_attr(
+    all(feature = "arm-dsp", target_arch = "arm", not(test)),
+    allow(dead_code)
+)]
 #[inline(never)]
 pub(crate) fn gate_rows_indexed<T: Copy + Into<i32>>(
     weights: &[u8],

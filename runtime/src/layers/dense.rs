@@ -146,6 +146,7 @@ impl Dense<'_> {
             #[cfg(feature = "f32")]
             Dense::Activation(a) => match a {
                 Activation::Relu => "relu f32",
+                Activation::Relu6 => "relu6 f32",
                 Activation::LeakyRelu { .. } => "leaky-relu f32",
                 Activation::Sigmoid => "sigmoid f32",
                 Activation::Tanh => "tanh f32",

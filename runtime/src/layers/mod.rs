@@ -9,6 +9,7 @@
 //! | `recurrent.rs` | Elman RNN, LSTM, GRU | `recurrent` |
 //! | `transformer.rs` | tokens, embedding, positions, LayerNorm, attention, pooling | `attention` |
 //! | `classical.rs` | nearest centroid, squared error, isolation forest, threshold | `classical` |
+//! | `conv.rs` | standard and depthwise 2-D / 1-D convolution, max and average pooling | `conv` |
 //!
 //! A family that a build leaves out has no variant in [`Layer`], no
 //! validation and no run code; the decoder rejects its kinds before they
@@ -25,13 +26,15 @@ pub(crate) mod skip;
 
 #[cfg(feature = "classical")]
 pub(crate) mod classical;
+#[cfg(feature = "conv")]
+pub(crate) mod conv;
 #[cfg(feature = "recurrent")]
 pub(crate) mod recurrent;
 #[cfg(feature = "attention")]
 pub(crate) mod transformer;
 
 use crate::error::{Error, Result};
-use crate::format::{Features, LayerDef, Numeric, Rescale, MAX_SKIP_SLOTS, MAX_WIDTH};
+use crate::format::{Features, LayerDef, Numeric, Rescale, MAX_SKIP_SLOTS, MAX_TENSOR, MAX_WIDTH};
 use crate::quant::is_valid_multiplier;
 
 /// Summary of a model's size, for reports.
@@ -63,6 +66,8 @@ pub(crate) enum Layer<'a> {
     Token(transformer::Token<'a>),
     #[cfg(feature = "classical")]
     Classical(classical::Classical<'a>),
+    #[cfg(feature = "conv")]
+    Conv(conv::Conv<'a>),
 }
 
 /// Where a layer left its result.
@@ -84,6 +89,9 @@ pub(crate) struct Plan<'p, 'a> {
     /// Rows of the tensor (tokens; 1 outside transformers).
     pub tokens: usize,
     pub slots: skip::Slots,
+    /// The feature map the tensor is, when a convolution or pooling made
+    /// it (kept by elementwise layers and skips).
+    pub map: Option<crate::format::FeatureMap>,
     /// The model's family facts, filled in as the layers go by.
     pub families: &'p mut Families<'a>,
 }
@@ -96,6 +104,7 @@ impl<'p, 'a> Plan<'p, 'a> {
             width,
             tokens: 1,
             slots: skip::Slots::new(),
+            map: None,
             families,
         }
     }
@@ -114,6 +123,8 @@ pub(crate) struct Families<'a> {
     pub recurrent: recurrent::Layout,
     #[cfg(feature = "attention")]
     pub tokens: transformer::Layout<'a>,
+    #[cfg(feature = "conv")]
+    pub conv: conv::Layout,
     #[allow(dead_code)]
     pub blob: core::marker::PhantomData<&'a ()>,
 }
@@ -126,6 +137,8 @@ impl Families<'_> {
             recurrent: recurrent::Layout::new(),
             #[cfg(feature = "attention")]
             tokens: transformer::Layout::new(),
+            #[cfg(feature = "conv")]
+            conv: conv::Layout::new(),
             blob: core::marker::PhantomData,
         }
     }
@@ -138,6 +151,10 @@ impl Families<'_> {
         }
         #[cfg(feature = "attention")]
         self.tokens.clear();
+        #[cfg(feature = "conv")]
+        {
+            self.conv = conv::Layout::new();
+        }
     }
 }
 
@@ -180,7 +197,7 @@ pub(crate) struct Io<'r, T> {
     pub out_row: usize,
     /// The skip-slot area, and each slot's element offset in it.
     pub slots: &'r mut [T],
-    pub offsets: &'r [u16; MAX_SKIP_SLOTS],
+    pub offsets: &'r [u32; MAX_SKIP_SLOTS],
 }
 
 impl<'r, T> Io<'r, T> {
@@ -207,7 +224,7 @@ impl<'r, T> Io<'r, T> {
     /// `x` and the slot's tensor of the same width.
     pub(crate) fn x_and_slot(self, slot: u8) -> Result<(&'r mut [T], &'r mut [T])> {
         let bad = Error::BadSkipSlot { layer: MODEL_LEVEL };
-        let at = usize::from(*self.offsets.get(usize::from(slot)).ok_or(bad)?);
+        let at = *self.offsets.get(usize::from(slot)).ok_or(bad)? as usize;
         let saved = self
             .slots
             .get_mut(at..at.saturating_add(self.x.len()))
@@ -224,6 +241,14 @@ pub(crate) struct Ctx<'c, 'a> {
     /// Recurrent state, or a causal model's cache (empty otherwise).
     pub state: &'c mut [u8],
     pub families: &'c Families<'a>,
+}
+
+/// A tensor size in `1..=MAX_TENSOR`.
+pub(crate) fn check_tensor(layer: u32, value: u32) -> Result<usize> {
+    if value == 0 || value > MAX_TENSOR {
+        return Err(Error::DimensionOutOfRange { layer, value });
+    }
+    Ok(value as usize)
 }
 
 /// A width or length in `1..=MAX_WIDTH`.
@@ -265,6 +290,22 @@ impl<'a> Layer<'a> {
         if !path.contains(Features::of_kind(def.tag()).and(other)) {
             return Err(Error::WrongNumericPath);
         }
+        // Only elementwise layers and skips keep a feature map's shape.
+        let keeps_map = matches!(
+            def,
+            LayerDef::ActivationF32(_)
+                | LayerDef::TableI8 { .. }
+                | LayerDef::SaveSkip { .. }
+                | LayerDef::AddSkipF32 { .. }
+                | LayerDef::AddSkipI8 { .. }
+        );
+        #[cfg(feature = "conv")]
+        if let Some(l) = conv::validate(at, def, plan) {
+            return l.map(Layer::Conv);
+        }
+        if !keeps_map {
+            plan.map = None;
+        }
         if let Some(l) = dense::validate(at, def, plan) {
             return l.map(Layer::Dense);
         }
@@ -297,6 +338,17 @@ impl<'a> Layer<'a> {
             Layer::Token(l) => l.kind(&families.tokens),
             #[cfg(feature = "classical")]
             Layer::Classical(l) => l.kind(),
+            #[cfg(feature = "conv")]
+            Layer::Conv(l) => l.kind(),
+        }
+    }
+
+    /// The feature map the layer produces, if it is a convolution or pooling.
+    pub(crate) fn map(&self) -> Option<crate::format::FeatureMap> {
+        match self {
+            #[cfg(feature = "conv")]
+            Layer::Conv(l) => Some(l.output()),
+            _ => None,
         }
     }
 
@@ -311,6 +363,8 @@ impl<'a> Layer<'a> {
             Layer::Token(l) => l.add_stats(s, rows, &families.tokens),
             #[cfg(feature = "classical")]
             Layer::Classical(l) => l.add_stats(s),
+            #[cfg(feature = "conv")]
+            Layer::Conv(l) => l.add_stats(s),
         }
     }
 }
@@ -334,6 +388,8 @@ impl Element for f32 {
             Layer::Token(l) => l.run_f32(io, ctx),
             #[cfg(feature = "classical")]
             Layer::Classical(l) => l.run_f32(io),
+            #[cfg(all(feature = "conv", feature = "f32"))]
+            Layer::Conv(l) => l.run_f32(io),
             #[allow(unreachable_patterns)]
             _ => Err(Error::WrongNumericPath),
         }
@@ -351,6 +407,9 @@ impl Element for i8 {
             Layer::Recurrent(l) => l.run_i8(io, ctx),
             #[cfg(all(feature = "attention", feature = "int8"))]
             Layer::Token(l) => l.run_i8(io, ctx),
+            #[cfg(all(feature = "conv", feature = "int8"))]
+            Layer::Conv(l) => l.run_i8(io, ctx.scratch),
+            #[allow(unreachable_patterns)]
             _ => Err(Error::WrongNumericPath),
         }
     }

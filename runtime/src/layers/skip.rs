@@ -62,12 +62,12 @@ impl Slots {
     }
 
     /// Element offsets of the slots in the slot area, and its total elements.
-    pub(crate) fn layout(&self) -> ([u16; MAX_SKIP_SLOTS], usize) {
-        let mut offsets = [0u16; MAX_SKIP_SLOTS];
+    pub(crate) fn layout(&self) -> ([u32; MAX_SKIP_SLOTS], usize) {
+        let mut offsets = [0u32; MAX_SKIP_SLOTS];
         let mut offset = 0usize;
         for (o, &capacity) in offsets.iter_mut().zip(&self.capacity) {
-            // At most MAX_SKIP_SLOTS x MAX_WIDTH elements: fits a u16.
-            *o = offset as u16;
+            // At most MAX_SKIP_SLOTS x MAX_TENSOR elements: fits a u32.
+            *o = offset as u32;
             offset += capacity;
         }
         (offsets, offset)

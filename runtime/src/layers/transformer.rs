@@ -583,6 +583,8 @@ pub(crate) fn check_model<'l>(
             Layer::Recurrent(_) => false,
             #[cfg(feature = "classical")]
             Layer::Classical(_) => false,
+            #[cfg(feature = "conv")]
+            Layer::Conv(_) => false,
             _ => true,
         };
         if !allowed {

@@ -14,7 +14,7 @@ use crate::format::{
     checksum, decode, Features, LayerDef, ModelHeader, Numeric, QuantParams, Reader,
     FORMAT_VERSION, MAGIC, MAX_LAYERS,
 };
-use crate::layers::{self, check_width, Layer, Plan, MODEL_LEVEL};
+use crate::layers::{self, check_tensor, Layer, Plan, MODEL_LEVEL};
 
 /// A positive, finite f32, tested on its bits (no float arithmetic: an
 /// int8-only build on a core without FPU links no soft-float routine).
@@ -146,8 +146,8 @@ impl<'a> Model<'a> {
         header: ModelHeader<'a>,
         defs: impl Iterator<Item = Result<LayerDef<'a>>>,
     ) -> Result<()> {
-        let input_len = check_width(MODEL_LEVEL, header.input_len)?;
-        let output_len = check_width(MODEL_LEVEL, header.output_len)?;
+        let input_len = check_tensor(MODEL_LEVEL, header.input_len)?;
+        let output_len = check_tensor(MODEL_LEVEL, header.output_len)?;
         layers::check_len(MODEL_LEVEL, header.input_offset, input_len * 4)?;
         layers::check_len(MODEL_LEVEL, header.input_scale, input_len * 4)?;
         let numeric = header.numeric;
@@ -242,6 +242,10 @@ fn family_scratch(plan: &Plan<'_, '_>) -> Option<usize> {
     #[cfg(feature = "attention")]
     if plan.families.tokens.tokens > 0 {
         return Some(plan.families.tokens.scratch_bytes());
+    }
+    #[cfg(feature = "conv")]
+    if plan.families.conv.present {
+        return Some(plan.families.conv.scratch);
     }
     None
 }

@@ -9,7 +9,8 @@
 //!    (at most [`MAX_LAYERS`](crate::format::MAX_LAYERS)) with nothing after
 //!    them, and that this build has every family and numeric path the model
 //!    uses ([`Error::UnsupportedLayer`] names the cargo feature otherwise);
-//! 3. every width is in `1..=MAX_WIDTH`, each layer's input width equals the
+//! 3. every dimension is in `1..=MAX_WIDTH` and every tensor in
+//!    `1..=MAX_TENSOR` values, each layer's input width equals the
 //!    previous layer's output width, the last width equals `output_len`, and
 //!    every parameter array has exactly the length its shape implies;
 //! 4. every layer belongs to the model's numeric path, every quantization
@@ -75,7 +76,7 @@ pub struct Model<'a> {
     output_quant: Option<QuantParams>,
     steps: heapless::Vec<Step<'a>, MAX_LAYERS>,
     /// Element offset of each skip slot in the slot area.
-    slot_offsets: [u16; MAX_SKIP_SLOTS],
+    slot_offsets: [u32; MAX_SKIP_SLOTS],
     /// Width of each of the two work buffers, in elements.
     work_width: usize,
     /// Byte offset of the families' scratch in the arena.
@@ -92,6 +93,10 @@ pub struct LayerInfo {
     pub kind: &'static str,
     /// Width of the tensor the layer produces.
     pub width: usize,
+    /// The feature map it produces (convolution and pooling layers).
+    pub map: Option<crate::format::FeatureMap>,
+    /// Its multiply-accumulates per inference (per time step in recurrent models).
+    pub macs: usize,
 }
 
 impl<'a> Model<'a> {
@@ -166,9 +171,16 @@ impl<'a> Model<'a> {
 
     /// Kind and output width of each layer, in order (for `inspect`-style reports).
     pub fn layers(&self) -> impl Iterator<Item = LayerInfo> + '_ {
-        self.steps.iter().map(|step| LayerInfo {
-            kind: step.layer.kind(&self.families),
-            width: step.row * step.tokens,
+        self.steps.iter().map(|step| {
+            let mut stats = ModelStats::default();
+            step.layer
+                .add_stats(&mut stats, step.tokens, &self.families);
+            LayerInfo {
+                kind: step.layer.kind(&self.families),
+                width: step.row * step.tokens,
+                map: step.layer.map(),
+                macs: stats.macs,
+            }
         })
     }
 
