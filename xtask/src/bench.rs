@@ -103,7 +103,7 @@ pub fn bench() -> Result<bool> {
     });
     let mut smallest = Vec::new();
     for model in &exported {
-        for (numeric, core) in model.runs() {
+        for (numeric, core) in model.demo_runs() {
             let run = minimal::run(
                 core,
                 &model.file(&format!("{numeric}.bin")),

@@ -60,7 +60,7 @@ pub fn demo(export: bool) -> Result<bool> {
     for model in &models {
         let report = model.report();
         let mut runs = Vec::new();
-        for (numeric, core) in model.runs() {
+        for (numeric, core) in model.demo_runs() {
             runs.push(
                 run_exported(model, numeric, core)
                     .with_context(|| format!("{} {numeric} on {}", model.name, core.name()))?,

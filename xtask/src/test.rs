@@ -8,8 +8,9 @@
 //! 3. the runtime's feature matrix: each reduced build compiles for both
 //!    cores and passes `runtime/tests/features.rs` on the host (blobs of a
 //!    family that is left out are refused by name);
-//! 4. QEMU parity of synthetic layers and every exported model, each
-//!    firmware built with only its model's runtime features;
+//! 4. QEMU parity of synthetic layers (dense, odd convolutions, DS-CNN)
+//!    and every exported model on the M0, M3, M4, M7 and M33, each firmware
+//!    built with only its model's runtime features;
 //! 5. the minimal application for every exported model and core: built,
 //!    run once under QEMU, its answer equal to the host's.
 
@@ -31,13 +32,14 @@ use crate::{minimal, synth, toolchain, trainer};
 pub const STACK_BUDGET_BYTES: u64 = 8 * 1024;
 
 /// The reduced runtime builds checked on every core (plus the default, all).
-pub const FEATURE_MATRIX: [&str; 6] = [
+pub const FEATURE_MATRIX: [&str; 7] = [
     "int8",
     "f32",
     "int8,recurrent",
     "int8,attention",
     "f32,classical",
-    "f32,int8,recurrent,attention,classical",
+    "int8,conv",
+    "f32,int8,recurrent,attention,classical,conv",
 ];
 
 /// Passed and failed checks, printed as they go.
@@ -160,21 +162,36 @@ pub fn test() -> Result<bool> {
             // tails of 2 and 3 exercise every path of the DSP kernel (three
             // rows per pass, then the rest; four columns per step, then the rest).
             let dir = crate::workspace_root().join("target/xtask/synthetic");
+            // Odd convolution shapes too (channel counts off groups of 4, strides,
+            // dilation, padding), and the whole DS-CNN on the larger cores.
+            let numerics = [Numeric::F32, Numeric::Int8];
+            let every_run = || {
+                numerics.into_iter().flat_map(|n| {
+                    Core::ALL
+                        .into_iter()
+                        .filter(move |c| n == Numeric::Int8 || c.has_fpu())
+                        .map(move |c| (n, c))
+                })
+            };
+            let mut synthetic: Vec<(String, Box<dyn Fn(Numeric) -> Result<synth::Synthetic>>)> = Vec::new();
             for (rows, cols) in [(34, 30), (35, 31)] {
-                for (numeric, core) in [
-                    (Numeric::F32, Core::M4),
-                    (Numeric::Int8, Core::M4),
-                    (Numeric::Int8, Core::M0),
-                ] {
-                    let label = format!(
-                        "qemu parity dense-{rows}x{cols} {} {}",
-                        numeric_name(numeric),
-                        core.name()
-                    );
-                    let run = synth::dense(&dir, numeric, rows, cols)
-                        .and_then(|s| chip::run_on_chip(core, &s.model, &s.vectors));
+                let dir = dir.clone();
+                synthetic.push((format!("dense-{rows}x{cols}"), Box::new(move |n| synth::dense(&dir, n, rows, cols))));
+            }
+            for shape in synth::CONV_PARITY {
+                let dir = dir.clone();
+                synthetic.push((shape.name.to_string(), Box::new(move |n| synth::conv(&dir, n, &shape))));
+            }
+            for (name, make) in &synthetic {
+                for (numeric, core) in every_run() {
+                    let label = format!("qemu parity {name} {} {}", numeric_name(numeric), core.name());
+                    let run = make(numeric).and_then(|s| chip::run_on_chip(core, &s.model, &s.vectors));
                     qemu.check(&label, parity(run));
                 }
+            }
+            for core in [Core::M4, Core::M3, Core::M7, Core::M33] {
+                let run = synth::ds_cnn(&dir).and_then(|s| chip::run_on_chip(core, &s.model, &s.vectors));
+                qemu.check(&format!("qemu parity ds-cnn int8 {}", core.name()), parity(run));
             }
             for model in &models {
                 for (numeric, core) in model.runs() {

@@ -18,6 +18,8 @@ pub const MULTILIB_HINT: &str =
 pub fn check() -> Result<()> {
     let mut targets: Vec<&str> = Core::ALL.iter().map(|c| c.target()).collect();
     targets.push(crate::cores::HOST_32);
+    targets.sort_unstable();
+    targets.dedup();
     check_targets(&targets)?;
     apt_package("qemu-system-arm", qemu_present, QEMU_HINT)?;
     apt_package("gcc-multilib", multilib_present, MULTILIB_HINT)

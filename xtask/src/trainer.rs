@@ -44,9 +44,16 @@ impl Exported {
     }
     /// The chip runs of [`crate::cores::RUNS`] this export has blobs for.
     pub fn runs(&self) -> Vec<(&'static str, crate::cores::Core)> {
+        self.runs_of(&crate::cores::RUNS)
+    }
+    /// The same, of [`crate::cores::DEMO_RUNS`].
+    pub fn demo_runs(&self) -> Vec<(&'static str, crate::cores::Core)> {
+        self.runs_of(&crate::cores::DEMO_RUNS)
+    }
+    fn runs_of(&self, runs: &[(&'static str, crate::cores::Core)]) -> Vec<(&'static str, crate::cores::Core)> {
         let numerics = self.numerics();
-        crate::cores::RUNS
-            .into_iter()
+        runs.iter()
+            .copied()
             .filter(|(n, _)| numerics.iter().any(|m| m == n))
             .collect()
     }
