@@ -87,6 +87,20 @@ fn save(
     layers: &[LayerDef<'_>],
     rng: &mut Rng,
 ) -> Result<Synthetic> {
+    save_sequences(dir, name, numeric, (input_len, output_len), layers, 1, rng)
+}
+
+/// [`save`] for a model whose vectors are sequences of `steps` steps of
+/// `input_len` values (recurrent models; 1: plain vectors).
+fn save_sequences(
+    dir: &Path,
+    name: String,
+    numeric: Numeric,
+    (input_len, output_len): (usize, usize),
+    layers: &[LayerDef<'_>],
+    steps: usize,
+    rng: &mut Rng,
+) -> Result<Synthetic> {
     let offset = f32_bytes(&vec![0.0; input_len]);
     let scale = f32_bytes(&vec![1.0; input_len]);
     let q = |scale| {
@@ -119,19 +133,33 @@ fn save(
     let model = Model::from_bytes(&out).map_err(|e| anyhow!("loading {name}: {e}"))?;
     let mut words = vec![0u32; model.arena_bytes().div_ceil(4)];
     let arena: &mut [u8] = bytemuck::cast_slice_mut(&mut words);
+    let mut state_words = vec![0u32; model.state_bytes().div_ceil(4)];
+    let state: &mut [u8] = bytemuck::cast_slice_mut(&mut state_words);
+    let sequence = model.is_recurrent();
     let (mut inputs, mut expected, mut labels) = (Vec::new(), Vec::new(), Vec::new());
     for _ in 0..VECTORS {
+        let n = input_len * steps;
         let label = match numeric {
             Numeric::F32 => {
-                let x: Vec<f32> = (0..input_len).map(|_| rng.unit()).collect();
-                let y = model.run_f32(&x, arena).map_err(|e| anyhow!("{e}"))?;
+                let x: Vec<f32> = (0..n).map(|_| rng.unit()).collect();
+                let y = if sequence {
+                    model.run_sequence_f32(&x, state, arena)
+                } else {
+                    model.run_f32(&x, arena)
+                }
+                .map_err(|e| anyhow!("{e}"))?;
                 inputs.extend(f32_bytes(&x));
                 expected.extend(f32_bytes(y));
                 runtime::argmax(y)
             }
             Numeric::Int8 => {
-                let x: Vec<i8> = (0..input_len).map(|_| rng.int8()).collect();
-                let y = model.run_i8(&x, arena).map_err(|e| anyhow!("{e}"))?;
+                let x: Vec<i8> = (0..n).map(|_| rng.int8()).collect();
+                let y = if sequence {
+                    model.run_sequence_i8(&x, state, arena)
+                } else {
+                    model.run_i8(&x, arena)
+                }
+                .map_err(|e| anyhow!("{e}"))?;
                 inputs.extend(x.iter().map(|&v| v as u8));
                 expected.extend(y.iter().map(|&v| v as u8));
                 runtime::argmax(y)
@@ -154,7 +182,17 @@ fn save(
     let model_path = dir.join("model.bin");
     let vectors_path = dir.join("vectors.bin");
     fs::write(&model_path, &out).with_context(|| format!("writing {}", model_path.display()))?;
-    fs::write(&vectors_path, postcard::to_stdvec(&tv)?)
+    let mut vector_bytes = postcard::to_stdvec(&tv)?;
+    if sequence {
+        // The trailer of sequence vectors: every vector's step count.
+        let counts = vec![steps as u32; VECTORS];
+        let mut trailer = vec![0u8; 4 * VECTORS + 8];
+        let mut scratch = vec![0u8; 4 * VECTORS];
+        let n = TestVectors::encode_steps(&counts, &mut scratch, &mut trailer)
+            .map_err(|e| anyhow!("{e}"))?;
+        vector_bytes.extend(&trailer[..n]);
+    }
+    fs::write(&vectors_path, vector_bytes)
         .with_context(|| format!("writing {}", vectors_path.display()))?;
     Ok(Synthetic {
         name,
@@ -485,8 +523,20 @@ pub fn by_name(name: &str, numeric: &str) -> Result<Synthetic> {
         "int8" => Numeric::Int8,
         other => anyhow::bail!("numeric must be f32 or int8, not {other}"),
     };
-    if name == "ds-cnn" {
-        return ds_cnn(&dir);
+    match name {
+        "ds-cnn" => return ds_cnn(&dir),
+        "mlperf-ad-autoencoder" => return autoencoder(&dir),
+        _ => {}
+    }
+    if let Some(n) = name.strip_prefix("softmax-").and_then(|n| n.parse().ok()) {
+        return softmax(&dir, n);
+    }
+    if let Some((i, h)) = name
+        .strip_prefix("lstm-")
+        .and_then(|s| s.split_once('-'))
+        .and_then(|(i, h)| Some((i.parse().ok()?, h.parse().ok()?)))
+    {
+        return lstm(&dir, i, h, 10);
     }
     if let Some((rows, cols)) = name
         .strip_prefix("dense-")
@@ -502,4 +552,121 @@ pub fn by_name(name: &str, numeric: &str) -> Result<Synthetic> {
         .find(|s| s.name == name)
         .ok_or_else(|| anyhow!("no synthetic model called {name}"))?;
     conv(&dir, numeric, shape)
+}
+
+/// An int8 softmax over `n` values (the model is only the softmax).
+pub fn softmax(dir: &Path, n: usize) -> Result<Synthetic> {
+    let mut rng = Rng(0x50F7 ^ n as u64);
+    // exp(-d / 8) in Q15 for the input scale of 1/8 per step.
+    let exp_table: Vec<u8> = (0..256u32)
+        .flat_map(|d| ((32767.0 * (-(d as f64) / 8.0).exp()).round() as u16).to_le_bytes())
+        .collect();
+    let layer = LayerDef::SoftmaxI8 {
+        exp_table: &exp_table,
+    };
+    save(
+        dir,
+        format!("softmax-{n}"),
+        Numeric::Int8,
+        (n, n),
+        &[layer],
+        &mut rng,
+    )
+}
+
+/// The MLPerf Tiny anomaly-detection autoencoder (640-128-128-128-128-8-
+/// 128-128-128-128-640, 264,192 MACs), int8 with random weights and ReLU
+/// between the layers.
+pub fn autoencoder(dir: &Path) -> Result<Synthetic> {
+    let mut rng = Rng(0xAE00);
+    let widths = [640, 128, 128, 128, 128, 8, 128, 128, 128, 128, 640];
+    let params = widths
+        .windows(2)
+        .map(|w| QuantLayer::random(&mut rng, w[0] * w[1], w[1], w[0]))
+        .collect::<Result<Vec<_>>>()?;
+    let relu: Vec<u8> = (0..256)
+        .map(|i| (i as u8 ^ 0x80) as i8)
+        .map(|v| v.max(0) as u8)
+        .collect();
+    let mut layers = Vec::new();
+    for (w, q) in widths.windows(2).zip(&params) {
+        layers.push(LayerDef::DenseI8 {
+            inputs: w[0] as u32,
+            outputs: w[1] as u32,
+            weights: &q.weights,
+            bias: &q.bias,
+            multiplier: &q.multiplier,
+            shift: &q.shift,
+            output_zero_point: 0,
+        });
+        if w[1] != 640 {
+            layers.push(LayerDef::TableI8 { table: &relu });
+        }
+    }
+    save(
+        dir,
+        "mlperf-ad-autoencoder".into(),
+        Numeric::Int8,
+        (640, 640),
+        &layers,
+        &mut rng,
+    )
+}
+
+/// An int8 LSTM of `inputs` channels and `hidden` units over sequences of
+/// `steps` steps (random weights; gates scaled to about one unit of Q12),
+/// the shapes CMSIS-NN's `arm_lstm_unidirectional_s8` was measured on.
+pub fn lstm(dir: &Path, inputs: usize, hidden: usize, steps: usize) -> Result<Synthetic> {
+    let mut rng = Rng(0x157A ^ (inputs as u64) << 16 ^ hidden as u64);
+    let rows = 4 * hidden;
+    let w_input: Vec<u8> = (0..rows * inputs)
+        .map(|_| rng.int8().max(-127) as u8)
+        .collect();
+    let w_hidden: Vec<u8> = (0..rows * hidden)
+        .map(|_| rng.int8().max(-127) as u8)
+        .collect();
+    let bias = |rng: &mut Rng| -> Vec<u8> {
+        (0..rows)
+            .flat_map(|_| ((rng.unit() * 1000.0) as i32).to_le_bytes())
+            .collect()
+    };
+    let (bias_input, bias_hidden) = (bias(&mut rng), bias(&mut rng));
+    // To Q12: int8 x int8 sums of std about 5300 sqrt(inputs); Q15 x int8
+    // about 1.4e6 sqrt(hidden).
+    let fixed = |ratio: f64| {
+        runtime::quant::quantize_multiplier(ratio).ok_or_else(|| anyhow!("bad ratio {ratio}"))
+    };
+    let (mi, si) = fixed(4096.0 / (5300.0 * (inputs as f64).sqrt()))?;
+    let (mh, sh) = fixed(4096.0 / (1.4e6 * (hidden as f64).sqrt()))?;
+    let (mo, so) = fixed(127.0 / 32768.0)?;
+    let mut params = Vec::new();
+    params.extend(&w_input);
+    params.extend(&w_hidden);
+    params.extend(&bias_input);
+    params.extend(&bias_hidden);
+    params.extend((0..rows).flat_map(|_| mi.to_le_bytes()));
+    params.extend((0..rows).flat_map(|_| mh.to_le_bytes()));
+    params.extend(vec![si; rows]);
+    params.extend(vec![sh; rows]);
+    let layer = LayerDef::RecurrentI8 {
+        cell: runtime::format::Cell::Lstm,
+        inputs: inputs as u32,
+        hidden: hidden as u32,
+        params: &params,
+        output: runtime::format::Rescale {
+            zero_point: 0,
+            multiplier: mo,
+            shift: so,
+        },
+        output_zero_point: 0,
+    };
+    save_sequences(
+        dir,
+        format!("lstm-{inputs}-{hidden}"),
+        Numeric::Int8,
+        (inputs, hidden),
+        &[layer],
+        steps,
+        &mut rng,
+    )
 }

@@ -173,25 +173,41 @@ pub fn test() -> Result<bool> {
                         .map(move |c| (n, c))
                 })
             };
-            let mut synthetic: Vec<(String, Box<dyn Fn(Numeric) -> Result<synth::Synthetic>>)> = Vec::new();
+            let mut synthetic: Vec<(String, Box<dyn Fn(Numeric) -> Result<synth::Synthetic>>)> =
+                Vec::new();
             for (rows, cols) in [(34, 30), (35, 31)] {
                 let dir = dir.clone();
-                synthetic.push((format!("dense-{rows}x{cols}"), Box::new(move |n| synth::dense(&dir, n, rows, cols))));
+                synthetic.push((
+                    format!("dense-{rows}x{cols}"),
+                    Box::new(move |n| synth::dense(&dir, n, rows, cols)),
+                ));
             }
             for shape in synth::CONV_PARITY {
                 let dir = dir.clone();
-                synthetic.push((shape.name.to_string(), Box::new(move |n| synth::conv(&dir, n, &shape))));
+                synthetic.push((
+                    shape.name.to_string(),
+                    Box::new(move |n| synth::conv(&dir, n, &shape)),
+                ));
             }
             for (name, make) in &synthetic {
                 for (numeric, core) in every_run() {
-                    let label = format!("qemu parity {name} {} {}", numeric_name(numeric), core.name());
-                    let run = make(numeric).and_then(|s| chip::run_on_chip(core, &s.model, &s.vectors));
+                    let label = format!(
+                        "qemu parity {name} {} {}",
+                        numeric_name(numeric),
+                        core.name()
+                    );
+                    let run =
+                        make(numeric).and_then(|s| chip::run_on_chip(core, &s.model, &s.vectors));
                     qemu.check(&label, parity(run));
                 }
             }
             for core in [Core::M4, Core::M3, Core::M7, Core::M33] {
-                let run = synth::ds_cnn(&dir).and_then(|s| chip::run_on_chip(core, &s.model, &s.vectors));
-                qemu.check(&format!("qemu parity ds-cnn int8 {}", core.name()), parity(run));
+                let run =
+                    synth::ds_cnn(&dir).and_then(|s| chip::run_on_chip(core, &s.model, &s.vectors));
+                qemu.check(
+                    &format!("qemu parity ds-cnn int8 {}", core.name()),
+                    parity(run),
+                );
             }
             for model in &models {
                 for (numeric, core) in model.runs() {

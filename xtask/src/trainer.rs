@@ -50,7 +50,10 @@ impl Exported {
     pub fn demo_runs(&self) -> Vec<(&'static str, crate::cores::Core)> {
         self.runs_of(&crate::cores::DEMO_RUNS)
     }
-    fn runs_of(&self, runs: &[(&'static str, crate::cores::Core)]) -> Vec<(&'static str, crate::cores::Core)> {
+    fn runs_of(
+        &self,
+        runs: &[(&'static str, crate::cores::Core)],
+    ) -> Vec<(&'static str, crate::cores::Core)> {
         let numerics = self.numerics();
         runs.iter()
             .copied()

@@ -172,6 +172,47 @@ pub fn dense_i8(
     input: &[i8],
     output: &mut [i8],
 ) {
+    rows_i8(
+        weights,
+        bias,
+        multiplier,
+        shift,
+        input,
+        output,
+        |acc, m, s| requantize(acc, m, s, output_zero_point),
+    );
+}
+
+/// Gate pre-activations of an int8 recurrent layer's input part: `out[k] =
+/// rescale(bias[k] + W[k] · x, m[k], s[k])`; the same results as the
+/// generic `gate_rows` (integer sums do not depend on their order).
+#[cfg(feature = "recurrent")]
+pub fn gate_rows_i8(
+    weights: &[u8],
+    bias: &[u8],
+    multiplier: &[u8],
+    shift: &[u8],
+    x: &[i8],
+    out: &mut [i32],
+) {
+    rows_i8(weights, bias, multiplier, shift, x, out, |acc, m, s| {
+        rescale(acc, load_i32(m), s)
+    });
+}
+
+/// `out[k] = finish(bias[k] + W[k] · input, multiplier[k], shift[k])` over
+/// the rows of an int8 matrix, three rows per pass of [`dot3`] (the
+/// input's unpacking shared), then the last one or two.
+#[inline(always)]
+fn rows_i8<T>(
+    weights: &[u8],
+    bias: &[u8],
+    multiplier: &[u8],
+    shift: &[u8],
+    input: &[i8],
+    output: &mut [T],
+    finish: impl Fn(i32, &[u8], u8) -> T,
+) {
     let cols = input.len();
     if cols == 0 {
         return;
@@ -194,9 +235,9 @@ pub fn dense_i8(
         if body > 0 {
             acc = dot3(body, x, r0, r1, r2, acc);
         }
-        for (k, row) in [r0, r1, r2].into_iter().enumerate() {
+        for (k, (row, o)) in [r0, r1, r2].into_iter().zip(out).enumerate() {
             let total = tail(acc[k], row.get(body..).unwrap_or(&[]), x_tail);
-            out[k] = requantize(total, &m[4 * k..4 * k + 4], s[k], output_zero_point);
+            *o = finish(total, &m[4 * k..4 * k + 4], s[k]);
         }
     }
 
@@ -211,7 +252,136 @@ pub fn dense_i8(
         .zip(shift.get(done..).unwrap_or(&[]))
         .zip(output.get_mut(done..).unwrap_or(&mut []));
     for ((((row, b), m), &s), out) in rest {
-        *out = requantize(dot1(x, row, load_i32(b)), m, s, output_zero_point);
+        *out = finish(dot1(x, row, load_i32(b)), m, s);
+    }
+}
+
+/// Three int8 weight rows (ending at `e0`, `e1`, `e2` minus the negative
+/// offset) against one q15 vector of `groups` groups of four, permuted as
+/// [`widen`] makes them (`[x0 x2] [x1 x3]` per group), added to `acc`. Per
+/// group: one `LDRD` of the vector, and per row one load, two `SXTB16` and
+/// two `SMLAD` (1.5 instructions per MAC).
+#[cfg(feature = "recurrent")]
+#[inline(always)]
+fn dot3_q15(groups: usize, x: &[u32], r0: &[u8], r1: &[u8], r2: &[u8], acc: [i32; 3]) -> [i32; 3] {
+    let body = 4 * groups;
+    let in_bounds = groups > 0
+        && x.len() >= 2 * groups
+        && [r0.len(), r1.len(), r2.len()].iter().all(|&l| l >= body);
+    if !in_bounds {
+        return acc;
+    }
+    let [mut a0, mut a1, mut a2] = acc;
+    let offset = (body as isize).wrapping_neg();
+    // SAFETY: each row is read at `end + offset` for offset in [-body, 0) in
+    // steps of 4 (unaligned LDR is allowed on Armv7E-M), the vector with
+    // LDRD at 8-byte steps over its first `2 * groups` words (a u32 slice:
+    // 4-byte aligned, as LDRD needs); all lengths checked above. Only the
+    // named registers and the flags are written; no stack is used.
+    unsafe {
+        asm!(
+            "2:",
+            "ldrd   {x}, {y}, [{xp}], #8",
+            "ldr    {w}, [{e0}, {i}]",
+            "sxtb16 {t}, {w}",
+            "smlad  {a0}, {t}, {x}, {a0}",
+            "sxtb16 {w}, {w}, ror #8",
+            "smlad  {a0}, {w}, {y}, {a0}",
+            "ldr    {w}, [{e1}, {i}]",
+            "sxtb16 {t}, {w}",
+            "smlad  {a1}, {t}, {x}, {a1}",
+            "sxtb16 {w}, {w}, ror #8",
+            "smlad  {a1}, {w}, {y}, {a1}",
+            "ldr    {w}, [{e2}, {i}]",
+            "sxtb16 {t}, {w}",
+            "smlad  {a2}, {t}, {x}, {a2}",
+            "sxtb16 {w}, {w}, ror #8",
+            "smlad  {a2}, {w}, {y}, {a2}",
+            "adds   {i}, {i}, #4",
+            "bne    2b",
+            i = inout(reg) offset => _,
+            xp = inout(reg) x.as_ptr() => _,
+            e0 = in(reg) r0.as_ptr().wrapping_add(body),
+            e1 = in(reg) r1.as_ptr().wrapping_add(body),
+            e2 = in(reg) r2.as_ptr().wrapping_add(body),
+            a0 = inout(reg) a0,
+            a1 = inout(reg) a1,
+            a2 = inout(reg) a2,
+            x = out(reg) _,
+            y = out(reg) _,
+            t = out(reg) _,
+            w = out(reg) _,
+            options(pure, readonly, nostack),
+        );
+    }
+    [a0, a1, a2]
+}
+
+/// The hidden state `h` (int16 Q15) as the permuted q15 vector of
+/// [`dot3_q15`] in `out` (zero past `h`).
+#[cfg(feature = "recurrent")]
+pub fn permute_q15(h: &[i16], out: &mut [u32]) {
+    let lane = |k: usize| u32::from(h.get(k).copied().unwrap_or(0) as u16);
+    for (g, pair) in out.chunks_exact_mut(2).enumerate() {
+        let k = 4 * g;
+        pair[0] = lane(k) | lane(k + 2) << 16;
+        pair[1] = lane(k + 1) | lane(k + 3) << 16;
+    }
+}
+
+/// Gate pre-activations of an int8 recurrent layer's hidden part: `out[k] =
+/// rescale(bias[k] + W[k] · h, m[k], s[k])` with `h` given both as it is
+/// (for the tail) and permuted ([`permute_q15`]); the same results as the
+/// generic `gate_rows`.
+#[cfg(feature = "recurrent")]
+pub fn gate_rows_q15(
+    weights: &[u8],
+    bias: &[u8],
+    multiplier: &[u8],
+    shift: &[u8],
+    (h, permuted): (&[i16], &[u32]),
+    out: &mut [i32],
+) {
+    let cols = h.len();
+    if cols == 0 {
+        return;
+    }
+    let groups = cols / 4;
+    let body = 4 * groups;
+    let tail = |acc: i32, row: &[u8]| {
+        row.iter().zip(h).skip(body).fold(acc, |a, (&w, &v)| {
+            a.wrapping_add(i32::from(w as i8) * i32::from(v))
+        })
+    };
+    let triples = weights
+        .chunks_exact(3 * cols)
+        .zip(bias.chunks_exact(12))
+        .zip(multiplier.chunks_exact(12))
+        .zip(shift.chunks_exact(3))
+        .zip(out.chunks_exact_mut(3));
+    for ((((rows, b), m), s), o) in triples {
+        let (r0, rest) = rows.split_at(cols);
+        let (r1, r2) = rest.split_at(cols);
+        let acc = [load_i32(&b[0..4]), load_i32(&b[4..8]), load_i32(&b[8..12])];
+        let acc = dot3_q15(groups, permuted, r0, r1, r2, acc);
+        for (k, (row, v)) in [r0, r1, r2].into_iter().zip(o).enumerate() {
+            *v = rescale(tail(acc[k], row), load_i32(&m[4 * k..4 * k + 4]), s[k]);
+        }
+    }
+    let done = out.len() - out.len() % 3;
+    let rest = weights
+        .get(done * cols..)
+        .unwrap_or(&[])
+        .chunks_exact(cols)
+        .zip(bias.get(done * 4..).unwrap_or(&[]).chunks_exact(4))
+        .zip(multiplier.get(done * 4..).unwrap_or(&[]).chunks_exact(4))
+        .zip(shift.get(done..).unwrap_or(&[]))
+        .zip(out.get_mut(done..).unwrap_or(&mut []));
+    for ((((row, b), m), &s), v) in rest {
+        let acc = row.iter().zip(h).fold(load_i32(b), |a, (&w, &x)| {
+            a.wrapping_add(i32::from(w as i8) * i32::from(x))
+        });
+        *v = rescale(acc, load_i32(m), s);
     }
 }
 

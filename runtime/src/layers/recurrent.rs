@@ -52,6 +52,8 @@ pub(crate) struct Layout {
     pub state_len: usize,
     /// Largest `gates * hidden` of any recurrent layer.
     pub gate_rows: usize,
+    /// Largest hidden width.
+    pub hidden: usize,
 }
 
 impl Layout {
@@ -61,6 +63,7 @@ impl Layout {
             head_start: 0,
             state_len: 0,
             gate_rows: 0,
+            hidden: 0,
         }
     }
 
@@ -68,9 +71,11 @@ impl Layout {
     pub(crate) fn state_bytes(&self, numeric: Numeric) -> usize {
         self.state_len * element_bytes(numeric)
     }
-    /// Bytes of arena scratch (the gate pre-activations).
+    /// Bytes of arena scratch: the gate pre-activations (input and hidden
+    /// parts, i32 or f32), then room for `h` widened to 16-bit pairs (the
+    /// DSP kernel's; 2 bytes per unit, rounded up to 4 units).
     pub(crate) fn scratch_bytes(&self) -> usize {
-        2 * self.gate_rows * 4
+        2 * self.gate_rows * 4 + 2 * self.hidden.div_ceil(4) * 4
     }
 }
 
@@ -159,6 +164,7 @@ pub(crate) fn validate<'a>(
         }
         layout.state_len += cell.state_vectors() * h;
         layout.gate_rows = layout.gate_rows.max(cell.gates() * h);
+        layout.hidden = layout.hidden.max(h);
         layout.head_start = at as usize + 1;
         plan.width = h;
         Ok(layer)
@@ -256,11 +262,13 @@ impl<'a> Recurrent<'a> {
         let state = ctx.state.get_mut(self.state_range()).ok_or(BAD)?;
         let state: &mut [i16] =
             bytemuck::try_cast_slice_mut(state).map_err(|_| Error::ArenaMisaligned)?;
-        let gates: &mut [i32] =
+        let scratch: &mut [i32] =
             bytemuck::try_cast_slice_mut(&mut *ctx.scratch).map_err(|_| Error::ArenaMisaligned)?;
+        let gate_rows = ctx.families.recurrent.gate_rows;
+        let (gates, permuted) = scratch.split_at_mut((2 * gate_rows).min(scratch.len()));
         let rows = self.cell.gates() * self.hidden();
         let (gx, gh) = gates.split_at_mut(rows.min(gates.len()));
-        cell.step(io.x, state, gx, gh);
+        cell.step(io.x, state, gx, gh, bytemuck::cast_slice_mut(permuted));
         output_i8(self.output, self.output_zero_point, state, io.y);
         Ok(Out::Next)
     }
