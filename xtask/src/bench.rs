@@ -7,7 +7,7 @@ use serde::Serialize;
 
 use crate::chip::{self, ChipRun, Core};
 use crate::report::{run_exported, write_json_atomic};
-use crate::{minimal, synth, toolchain, trainer};
+use crate::{minimal, synth, targets, toolchain, trainer};
 
 /// Synthetic layer shapes, `rows x cols` (outputs x inputs), as in CORTEX-M.md.
 const SHAPES: [(usize, usize); 3] = [(64, 64), (256, 256), (640, 128)];
@@ -37,6 +37,8 @@ struct Results {
     note: &'static str,
     baselines: Vec<ChipRun>,
     rows: Vec<Row>,
+    /// The kernel targets, each beside its reference figure.
+    targets: Vec<targets::Target>,
     /// What a user pays: the minimal application per model and core.
     minimal: Vec<MinimalRow>,
 }
@@ -251,6 +253,16 @@ pub fn bench() -> Result<bool> {
         );
     }
     println!("{PEERS}");
+    let named: Vec<(String, ChipRun)> = rows
+        .iter()
+        .map(|r| (r.model.clone(), r.run.clone()))
+        .collect();
+    let mut kernel_targets = targets::from_runs(&named);
+    kernel_targets.extend(targets::synthetic()?);
+    for t in &kernel_targets {
+        ok &= t.bit_identical;
+    }
+    targets::print(&kernel_targets);
     println!("\nbaseline (1x1 dense, fixed per-inference overhead, subtracted in net/MAC):");
     for b in &baselines {
         println!(
@@ -269,6 +281,7 @@ pub fn bench() -> Result<bool> {
                per-inference overhead; net_instructions_per_mac subtracts a 1x1 dense model's mean.",
         baselines,
         rows,
+        targets: kernel_targets,
         minimal: smallest,
     };
     let path = crate::workspace_root().join("bench/results.json");

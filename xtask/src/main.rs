@@ -18,6 +18,7 @@ mod qemu;
 mod recurrent;
 mod report;
 mod synth;
+mod targets;
 mod test;
 mod toolchain;
 mod trainer;
