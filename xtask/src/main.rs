@@ -43,6 +43,11 @@ enum Command {
         /// Use complete exports as they are instead of calling the trainer (which reuses up-to-date ones itself).
         #[arg(long)]
         no_export: bool,
+        /// Only this model: a name in models/specs/, or the path of a spec
+        /// file (your own); it is trained or reused, exported to
+        /// models/exported/<name>/, and run on the emulated chips.
+        #[arg(long)]
+        model: Option<String>,
     },
     /// Host tests, QEMU parity of every exported model, no_std target builds.
     Test,
@@ -89,7 +94,7 @@ pub fn workspace_root() -> PathBuf {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
-        Command::Demo { no_export } => report::demo(!no_export),
+        Command::Demo { no_export, model } => report::demo(!no_export, model.as_deref()),
         Command::Test => test::test(),
         Command::Bench => bench::bench(),
         Command::Fuzz { seconds } => fuzz::fuzz(seconds),

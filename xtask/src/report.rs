@@ -48,10 +48,14 @@ fn pct(x: Option<f64>) -> String {
         .unwrap_or_else(|| "-".into())
 }
 
-/// `cargo xtask demo`.
-pub fn demo(export: bool) -> Result<bool> {
+/// `cargo xtask demo`, for every spec or (`only`: a name or a spec file)
+/// for one: the user's loop with their own data.
+pub fn demo(export: bool, only: Option<&str>) -> Result<bool> {
     toolchain::check()?;
-    let models = trainer::exported_models(export)?;
+    let models = match only {
+        Some(name) => vec![trainer::exported_model(&trainer::find_spec(name)?, export)?],
+        None => trainer::exported_models(export)?,
+    };
     if models.is_empty() {
         bail!("no model specs in models/specs/*.toml");
     }
@@ -144,7 +148,11 @@ pub fn demo(export: bool) -> Result<bool> {
         }
         all.push(demo);
     }
-    let path = crate::workspace_root().join("models/exported/demo-report.json");
+    // One model's run goes beside its export, not over the whole report.
+    let path = match (only, models.first()) {
+        (Some(_), Some(model)) => model.file("demo-report.json"),
+        _ => crate::workspace_root().join("models/exported/demo-report.json"),
+    };
     write_json_atomic(&path, &all)?;
     println!("\nwrote {}", path.display());
     Ok(ok)

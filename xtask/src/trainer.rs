@@ -110,24 +110,49 @@ pub fn export(spec: &Path) -> Result<()> {
 /// Every spec's exported model. `always_export`: call the trainer for each
 /// spec (it may reuse its own results); otherwise only for missing exports.
 pub fn exported_models(always_export: bool) -> Result<Vec<Exported>> {
-    let mut models = Vec::new();
-    for spec in specs()? {
-        let name = spec_name(&spec);
-        let model = Exported {
-            dir: exported_dir().join(&name),
-            name,
-        };
-        if always_export || !model.complete() {
-            export(&spec)?;
-        }
-        if !model.complete() {
-            bail!(
-                "trainer export of {} did not write {}/{{f32,int8}}.{{bin,vectors}} and report.json",
-                spec.display(),
-                model.dir.display()
-            );
-        }
-        models.push(model);
+    specs()?
+        .iter()
+        .map(|spec| exported_model(spec, always_export))
+        .collect()
+}
+
+/// One spec's exported model, as [`exported_models`] makes each.
+pub fn exported_model(spec: &Path, always_export: bool) -> Result<Exported> {
+    let name = spec_name(spec);
+    let model = Exported {
+        dir: exported_dir().join(&name),
+        name,
+    };
+    if always_export || !model.complete() {
+        export(spec)?;
     }
-    Ok(models)
+    if !model.complete() {
+        bail!(
+            "trainer export of {} did not write {}/{{f32,int8}}.{{bin,vectors}} and report.json",
+            spec.display(),
+            model.dir.display()
+        );
+    }
+    Ok(model)
+}
+
+/// The spec a user names: a path to a spec file, or the name of one in
+/// `models/specs/` (its `name` or its file stem).
+pub fn find_spec(name_or_path: &str) -> Result<PathBuf> {
+    let path = Path::new(name_or_path);
+    if path.is_file() {
+        return Ok(path.to_path_buf());
+    }
+    let specs = specs()?;
+    specs
+        .iter()
+        .find(|s| spec_name(s) == name_or_path || s.file_stem().is_some_and(|f| f == name_or_path))
+        .cloned()
+        .ok_or_else(|| {
+            let names: Vec<String> = specs.iter().map(|s| spec_name(s)).collect();
+            anyhow::anyhow!(
+                "no spec file {name_or_path} and no model of that name in models/specs/ (there are: {})",
+                names.join(", ")
+            )
+        })
 }
