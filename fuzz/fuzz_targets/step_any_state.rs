@@ -1,7 +1,8 @@
 //! A real exported recurrent or causal model stepped from state bytes the
 //! fuzzer chooses (stale, garbage or hostile: positions near `u32::MAX`,
 //! caches full of NaN), on input from the fuzzer: a result or
-//! `ContextFull` (absolute positions past the context), never a panic.
+//! `ContextFull` (absolute positions past the context), never a panic; an
+//! encoder-decoder also decodes from them (values or `HorizonOutOfRange`).
 //!
 //! Input layout: `[seed index][state bytes ... (state_bytes() of them)][input bytes...]`.
 #![no_main]
@@ -42,6 +43,17 @@ fuzz_target!(|data: &[u8]| {
         .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]))
         .collect();
     x.resize(model.step_width(), 0.0);
+    if model.is_seq2seq() {
+        // A decode step from any state: values, or past the horizon.
+        let result = match model.numeric() {
+            Numeric::F32 => model.decode_f32(state, arena).map(|_| ()),
+            Numeric::Int8 => model.decode_i8(state, arena).map(|_| ()),
+        };
+        match result {
+            Ok(()) | Err(Error::HorizonOutOfRange { .. }) => {}
+            Err(e) => panic!("a decode from any state must run: {e}"),
+        }
+    }
     let result = match model.numeric() {
         Numeric::F32 => model.step_f32(&x, state, arena).map(|_| ()),
         Numeric::Int8 => {

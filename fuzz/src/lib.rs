@@ -4,7 +4,8 @@
 
 use runtime::{Error, Model, Numeric};
 
-/// Run `model` on `input`; recurrent models take it as a two-step sequence,
+/// Run `model` on `input`; encoder-decoders forecast their horizon from a
+/// window of it, recurrent models take it as a two-step sequence,
 /// causal transformers token by token and then as a whole.
 pub fn run_any(model: &Model, input: &[f32]) -> Result<(), Error> {
     let mut x = input.to_vec();
@@ -14,6 +15,20 @@ pub fn run_any(model: &Model, input: &[f32]) -> Result<(), Error> {
     let mut q = vec![0i8; x.len()];
     if model.numeric() == Numeric::Int8 {
         model.quantize_input(&x, &mut q)?;
+    }
+    if model.is_seq2seq() {
+        // A window of the input repeated, then the whole horizon.
+        let mut state_words = vec![0u32; model.state_bytes().div_ceil(4)];
+        let state: &mut [u8] = bytemuck::cast_slice_mut(&mut state_words);
+        let (window, horizon) = (model.window(), model.horizon());
+        let mut out = vec![0.0; horizon * model.output_len()];
+        return match model.numeric() {
+            Numeric::F32 => model.forecast_f32(&x.repeat(window), horizon, state, arena, &mut out),
+            Numeric::Int8 => {
+                let mut out = vec![0; out.len()];
+                model.forecast_i8(&q.repeat(window), horizon, state, arena, &mut out)
+            }
+        };
     }
     if model.is_recurrent() {
         let mut state_words = vec![0u32; model.state_bytes().div_ceil(4)];

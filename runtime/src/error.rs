@@ -133,6 +133,37 @@ pub enum Error {
         /// Elements given.
         given: usize,
     },
+    /// A decoder whose cell kind or hidden width differs from the encoder's
+    /// last recurrent layer, or that does not follow it as the last layer.
+    DecoderMismatch {
+        /// Index of the decoder layer.
+        layer: u32,
+    },
+    /// A decoder's attention does not match its widths: the combine layer
+    /// is not `attention x 2 hidden`, the output layer not `outputs x
+    /// attention`, or the keys are not symmetric.
+    AttentionMismatch {
+        /// Index of the decoder layer.
+        layer: u32,
+    },
+    /// An encode/decode call on a model without a decoder.
+    NotSeq2Seq,
+    /// `finish_*` on an encoder-decoder: use `forecast_*` or `decode_*`.
+    Seq2Seq,
+    /// A horizon of 0, or decoding past the model's horizon (encode again).
+    HorizonOutOfRange {
+        /// The model's horizon.
+        max: usize,
+        /// Steps asked for (or the step about to be decoded).
+        given: usize,
+    },
+    /// The caller's output buffer is too small for the asked horizon.
+    OutputTooSmall {
+        /// Values needed.
+        needed: usize,
+        /// Values given.
+        given: usize,
+    },
 }
 
 /// Shorthand for results carrying [`Error`].
@@ -197,6 +228,24 @@ impl fmt::Display for Error {
             Error::NotLoaded => write!(f, "no model is loaded (the last load failed or none was made)"),
             Error::WrongInputLength { expected, given } => {
                 write!(f, "wrong input length: model takes {expected} values, given {given}")
+            }
+            Error::DecoderMismatch { layer } => write!(
+                f,
+                "the decoder at layer {layer} does not match the encoder's last recurrent layer (cell kind, hidden width or place)"
+            ),
+            Error::AttentionMismatch { layer } => write!(
+                f,
+                "the decoder's attention at layer {layer} does not match its widths"
+            ),
+            Error::NotSeq2Seq => write!(f, "the model has no decoder (not an encoder-decoder)"),
+            Error::Seq2Seq => {
+                write!(f, "the model is an encoder-decoder: use forecast or encode/decode")
+            }
+            Error::HorizonOutOfRange { max, given } => {
+                write!(f, "horizon {given} out of range: the model decodes 1 to {max} steps")
+            }
+            Error::OutputTooSmall { needed, given } => {
+                write!(f, "output buffer too small: needs {needed} values, given {given}")
             }
         }
     }

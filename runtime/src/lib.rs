@@ -4,7 +4,8 @@
 //! A model is a blob written by the trainer (see [`format`]);
 //! [`Model::from_bytes`] validates it once, borrowing every weight from the
 //! blob (in flash, on a chip), and then [`Model::run_f32`] /
-//! [`Model::run_i8`] (or the step API of recurrent and causal models) run it
+//! [`Model::run_i8`] (or the step API of recurrent and causal models, or the
+//! forecast API of encoder-decoders) run it
 //! in a caller-provided arena of exactly [`Model::arena_bytes`] bytes (an
 //! [`Arena`] of the exporter's constant).
 //!
@@ -45,6 +46,9 @@
 //!   threshold (f32; turns `f32` on).
 //! - `conv`: standard and depthwise convolutions (2-D, 1-D, pointwise) and
 //!   max / average pooling over channels-last feature maps.
+//! - `seq2seq`: encoder-decoder models (a recurrent encoder, a decoder cell
+//!   with attention over the encoder's outputs) and the forecast / decode
+//!   API; turns `recurrent` on.
 //! - `arm-dsp`: SXTB16/SMLAD int8 kernels for Armv7E-M cores with DSP.
 //! - `fast-math`: `micromath` approximations for exp/tanh/erf (not bit-identical to libm).
 //! - `defmt`: `defmt::Format` for [`Error`] and the public enums.
@@ -65,7 +69,8 @@
         feature = "recurrent",
         feature = "attention",
         feature = "classical",
-        feature = "conv"
+        feature = "conv",
+        feature = "seq2seq"
     )),
     allow(
         unused,

@@ -32,13 +32,14 @@ use crate::{minimal, synth, toolchain, trainer};
 pub const STACK_BUDGET_BYTES: u64 = 8 * 1024;
 
 /// The reduced runtime builds checked on every core (plus the default, all).
-pub const FEATURE_MATRIX: [&str; 7] = [
+pub const FEATURE_MATRIX: [&str; 8] = [
     "int8",
     "f32",
     "int8,recurrent",
     "int8,attention",
     "f32,classical",
     "int8,conv",
+    "f32,seq2seq",
     "f32,int8,recurrent,attention,classical,conv",
 ];
 

@@ -404,6 +404,36 @@ impl<'a> LayerDef<'a> {
                 },
                 window: r.window()?,
             },
+            #[cfg(all(feature = "seq2seq", feature = "f32"))]
+            28 => LayerDef::DecoderF32 {
+                window: r.u32()?,
+                horizon: r.u32()?,
+                cell: cell(r)?,
+                outputs: r.u32()?,
+                hidden: r.u32()?,
+                attention: r.u32()?,
+                feedback: r.bytes()?,
+                params: r.bytes()?,
+            },
+            #[cfg(all(feature = "seq2seq", feature = "int8"))]
+            29 => LayerDef::DecoderI8 {
+                window: r.u32()?,
+                horizon: r.u32()?,
+                cell: cell(r)?,
+                outputs: r.u32()?,
+                hidden: r.u32()?,
+                attention: r.u32()?,
+                feedback: r.bytes()?,
+                start: r.rescale()?,
+                params: r.bytes()?,
+                query: r.rescale()?,
+                score: r.rescale()?,
+                exp_table: r.bytes()?,
+                context: r.rescale()?,
+                combine: r.dense_i8()?,
+                tanh: r.bytes()?,
+                out: r.dense_i8()?,
+            },
             _ => return Err(Error::Malformed),
         };
         Ok(def)

@@ -5,8 +5,8 @@
 //! the shape-only kinds such as [`LayerDef::SaveSkip`](super::LayerDef::SaveSkip))
 //! and to a family: the dense family (dense, activations, tables, softmax,
 //! skips) comes with its numeric path; `recurrent`, `attention` and
-//! `classical` and `conv` are features of their own (`classical` is f32
-//! only and turns `f32` on). The loader rejects a kind this build leaves out with
+//! `classical`, `conv` and `seq2seq` are features of their own (`classical` is f32
+//! only and turns `f32` on; `seq2seq` turns `recurrent` on). The loader rejects a kind this build leaves out with
 //! [`Error::UnsupportedLayer`](crate::Error::UnsupportedLayer), naming the
 //! feature; [`Features`] of a loaded model is the exact set it needs.
 
@@ -34,18 +34,21 @@ impl Features {
     pub const CLASSICAL: Features = Features(16);
     /// Convolutions and 2-D pooling (feature `conv`).
     pub const CONV: Features = Features(32);
+    /// Encoder-decoder models' decoder (feature `seq2seq`, with `recurrent`).
+    pub const SEQ2SEQ: Features = Features(64);
 
     /// Every layer feature: the runtime's default build.
-    pub const EVERY: Features = Features(63);
+    pub const EVERY: Features = Features(127);
 
     /// Every feature, in the order [`Features::names`] lists them.
-    const ALL: [(Features, &'static str); 6] = [
+    const ALL: [(Features, &'static str); 7] = [
         (Features::F32, "f32"),
         (Features::INT8, "int8"),
         (Features::RECURRENT, "recurrent"),
         (Features::ATTENTION, "attention"),
         (Features::CLASSICAL, "classical"),
         (Features::CONV, "conv"),
+        (Features::SEQ2SEQ, "seq2seq"),
     ];
 
     /// The features this build of the runtime was compiled with.
@@ -55,7 +58,8 @@ impl Features {
             | (cfg!(feature = "recurrent") as u8) << 2
             | (cfg!(feature = "attention") as u8) << 3
             | (cfg!(feature = "classical") as u8) << 4
-            | (cfg!(feature = "conv") as u8) << 5,
+            | (cfg!(feature = "conv") as u8) << 5
+            | (cfg!(feature = "seq2seq") as u8) << 6,
     );
 
     /// Both sets.
@@ -98,6 +102,12 @@ impl Features {
             25 => Features::CONV.with(Features::F32),
             26 => Features::CONV.with(Features::INT8),
             27 => Features::CONV,
+            28 => Features::SEQ2SEQ
+                .with(Features::RECURRENT)
+                .with(Features::F32),
+            29 => Features::SEQ2SEQ
+                .with(Features::RECURRENT)
+                .with(Features::INT8),
             _ => Features::NONE,
         }
     }

@@ -28,8 +28,9 @@
 //! [`LayerDef::ThresholdF32`]. Version 3 added the transformer layers, from
 //! [`LayerDef::Tokens`] on (see "Sequences of tokens" below). Version 4
 //! added the convolution layers ([`LayerDef::Conv2dF32`],
-//! [`LayerDef::Conv2dI8`], [`LayerDef::Pool2d`]; see "Feature maps") and
-//! [`Activation::Relu6`].
+//! [`LayerDef::Conv2dI8`], [`LayerDef::Pool2d`]; see "Feature maps"),
+//! [`Activation::Relu6`] and the sequence-to-sequence decoder
+//! ([`LayerDef::DecoderF32`], [`LayerDef::DecoderI8`]).
 //!
 //! # Numeric paths
 //! A model is either all-f32 or all-int8 ([`Numeric`]). int8 layers follow the
@@ -62,6 +63,18 @@
 //! rules). Batch norm has no layer: exporters fold it into the convolution
 //! before it.
 //!
+//! # Sequence to sequence (encoder-decoder models)
+//!
+//! A model whose last layer is a decoder ([`LayerDef::DecoderF32`],
+//! [`LayerDef::DecoderI8`]) is an encoder-decoder: its layers before the
+//! decoder are a recurrent model's per-step layers (the encoder), read over
+//! a window of `window` steps of `input_len` channels; the decoder then
+//! generates up to `horizon` steps of `outputs` values, each fed back as
+//! the next step's input, attending over the encoder's outputs. The
+//! model's `output_len` is `outputs` (one decoder step). Outputs are in the
+//! normalized units of their feedback channels (the model's input
+//! normalization maps them back).
+//!
 //! # Reading and families
 //! Writers encode with postcard (the types derive serde). The loader reads
 //! with [`Reader`] ([`decode`]), which knows the same wire format and
@@ -87,7 +100,7 @@ pub const FORMAT_VERSION: u16 = 4;
 /// Most tokens a sequence (and a key/value cache) may hold.
 pub const MAX_TOKENS: u32 = 256;
 /// Number of [`LayerDef`] kinds; tags (variant indices) are `0..LAYER_KINDS`.
-pub const LAYER_KINDS: u32 = 28;
+pub const LAYER_KINDS: u32 = 30;
 /// Most layers a model may have.
 pub const MAX_LAYERS: usize = 32;
 /// Most skip slots (saved activations for residual connections) a model may use.
@@ -586,6 +599,92 @@ pub enum LayerDef<'a> {
         /// Window, stride, padding (dilation must be 1).
         window: Window,
     },
+    /// The decoder of a sequence-to-sequence model, f32 (see "Sequence to
+    /// sequence" above): last layer, right after the encoder's last
+    /// recurrent layer, with its `cell` and `hidden`. Per decoder step, with
+    /// `y` the previous output (the first: the last window step's
+    /// `feedback` channels, normalized):
+    /// 1. `h = cell(y, h)` (the state starts as the encoder's final state);
+    /// 2. `s_i = (h . e_i) / sqrt(hidden)` over the `window` encoder
+    ///    outputs `e_i`, `p = softmax(s)`, `ctx = sum_i p_i e_i` (in order of `i`);
+    /// 3. `a = tanh(W_c [ctx; h] + b_c)`;
+    /// 4. `y = W_y a + b_y`: the step's `outputs` values.
+    ///
+    /// `params`, f32 (LE): the cell's parameters as in
+    /// [`LayerDef::RecurrentF32`] with `outputs` inputs, `W_c`
+    /// (`attention x 2 hidden`), `b_c` (`attention`), `W_y`
+    /// (`outputs x attention`), `b_y` (`outputs`).
+    DecoderF32 {
+        /// Encoder steps (the window), in `1..=MAX_TOKENS`.
+        window: u32,
+        /// Most decoder steps, in `1..=MAX_TOKENS`.
+        horizon: u32,
+        /// The decoder's cell kind (the encoder's last layer's).
+        cell: Cell,
+        /// Values per decoder step.
+        outputs: u32,
+        /// Hidden width (the encoder's last layer's).
+        hidden: u32,
+        /// Width of the attentional state `a`.
+        attention: u32,
+        /// `outputs` u16 (LE): the input channel each output continues.
+        #[serde(borrow)]
+        feedback: &'a [u8],
+        /// All parameters, see above.
+        #[serde(borrow)]
+        params: &'a [u8],
+    },
+    /// The decoder, integer-only: the steps of [`LayerDef::DecoderF32`] with
+    /// the encoder outputs `e` as the last recurrent layer's int8 output
+    /// tensor (zero point 0) and `h` as int16 Q15:
+    /// 0. the first `y` is `zp_y + rescale(x_c - zp_x, start)` for each
+    ///    feedback channel `c` of the last window step;
+    /// 1. the cell as [`LayerDef::RecurrentI8`] with `outputs` inputs (`y`'s
+    ///    zero point folded into its input bias);
+    /// 2. `q = rescale(h, query)` (int8, zero point 0), then attention as
+    ///    [`LayerDef::AttentionI8`] steps 3-5 with one head over the
+    ///    `window` keys and values `e` (`score`, `exp_table`, `context`);
+    /// 3. `a = tanh[combine([ctx; q])]`: an int8 dense layer of `2 hidden`
+    ///    inputs and `attention` outputs, then the 256-entry `tanh` table;
+    /// 4. `y = out(a)`: an int8 dense layer in the model's output quantization.
+    DecoderI8 {
+        /// Encoder steps (the window), in `1..=MAX_TOKENS`.
+        window: u32,
+        /// Most decoder steps, in `1..=MAX_TOKENS`.
+        horizon: u32,
+        /// The decoder's cell kind (the encoder's last layer's).
+        cell: Cell,
+        /// Values per decoder step.
+        outputs: u32,
+        /// Hidden width (the encoder's last layer's).
+        hidden: u32,
+        /// Width of the attentional state `a`.
+        attention: u32,
+        /// `outputs` u16 (LE): the input channel each output continues.
+        #[serde(borrow)]
+        feedback: &'a [u8],
+        /// The model's int8 input to the output quantization (first step).
+        start: Rescale,
+        /// The cell's parameters, laid out as [`LayerDef::RecurrentI8`]'s.
+        #[serde(borrow)]
+        params: &'a [u8],
+        /// Q15 `h` to the int8 query (zero point 0).
+        query: Rescale,
+        /// Score differences to exp-table indices.
+        score: Rescale,
+        /// 256 u16 (LE), entry 0 non-zero.
+        #[serde(borrow)]
+        exp_table: &'a [u8],
+        /// Q16 context to the int8 context (zero point 0).
+        context: Rescale,
+        /// `[ctx; q]` to the attentional state's pre-activation.
+        combine: DenseI8Params<'a>,
+        /// 256 i8: `tanh` on the combine's output scale.
+        #[serde(borrow)]
+        tanh: &'a [u8],
+        /// `a` to the step's output.
+        out: DenseI8Params<'a>,
+    },
 }
 
 impl LayerDef<'_> {
@@ -620,6 +719,8 @@ impl LayerDef<'_> {
             LayerDef::Conv2dF32 { .. } => 25,
             LayerDef::Conv2dI8 { .. } => 26,
             LayerDef::Pool2d { .. } => 27,
+            LayerDef::DecoderF32 { .. } => 28,
+            LayerDef::DecoderI8 { .. } => 29,
         }
     }
 }

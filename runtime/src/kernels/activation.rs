@@ -14,14 +14,8 @@ pub fn activate_f32(a: Activation, x: &mut [f32]) {
                 *v = 0.0
             }
         }),
-        // Comparisons false for NaN: it passes through, as for ReLU.
-        Activation::Relu6 => x.iter_mut().for_each(|v| {
-            if *v < 0.0 {
-                *v = 0.0
-            } else if *v > 6.0 {
-                *v = 6.0
-            }
-        }),
+        // `clamp` passes NaN through, as ReLU does.
+        Activation::Relu6 => x.iter_mut().for_each(|v| *v = v.clamp(0.0, 6.0)),
         Activation::LeakyRelu { alpha } => x.iter_mut().for_each(|v| {
             if *v < 0.0 {
                 *v *= alpha

@@ -4,7 +4,7 @@
 //! compiled only with its feature.
 
 pub mod activation;
-#[cfg(feature = "attention")]
+#[cfg(any(feature = "attention", feature = "seq2seq"))]
 pub mod attention;
 pub mod blocked;
 #[cfg(feature = "classical")]

@@ -10,6 +10,7 @@
 //! | `transformer.rs` | tokens, embedding, positions, LayerNorm, attention, pooling | `attention` |
 //! | `classical.rs` | nearest centroid, squared error, isolation forest, threshold | `classical` |
 //! | `conv.rs` | standard and depthwise 2-D / 1-D convolution, max and average pooling | `conv` |
+//! | `seq2seq.rs` | the encoder-decoder's decoder with attention | `seq2seq` |
 //!
 //! A family that a build leaves out has no variant in [`Layer`], no
 //! validation and no run code; the decoder rejects its kinds before they
@@ -30,6 +31,8 @@ pub(crate) mod classical;
 pub(crate) mod conv;
 #[cfg(feature = "recurrent")]
 pub(crate) mod recurrent;
+#[cfg(feature = "seq2seq")]
+pub(crate) mod seq2seq;
 #[cfg(feature = "attention")]
 pub(crate) mod transformer;
 
@@ -68,6 +71,9 @@ pub(crate) enum Layer<'a> {
     Classical(classical::Classical<'a>),
     #[cfg(feature = "conv")]
     Conv(conv::Conv<'a>),
+    /// The decoder (kept in [`Families`]: one per model, and large).
+    #[cfg(feature = "seq2seq")]
+    Decoder,
 }
 
 /// Where a layer left its result.
@@ -84,6 +90,8 @@ pub(crate) enum Out {
 #[derive(Debug)]
 pub(crate) struct Plan<'p, 'a> {
     pub numeric: Numeric,
+    /// The model's input width.
+    pub input: usize,
     /// Width of the whole tensor (all rows).
     pub width: usize,
     /// Rows of the tensor (tokens; 1 outside transformers).
@@ -101,6 +109,7 @@ impl<'p, 'a> Plan<'p, 'a> {
     pub(crate) fn new(numeric: Numeric, width: usize, families: &'p mut Families<'a>) -> Self {
         Plan {
             numeric,
+            input: width,
             width,
             tokens: 1,
             slots: skip::Slots::new(),
@@ -125,6 +134,8 @@ pub(crate) struct Families<'a> {
     pub tokens: transformer::Layout<'a>,
     #[cfg(feature = "conv")]
     pub conv: conv::Layout,
+    #[cfg(feature = "seq2seq")]
+    pub seq2seq: seq2seq::Layout<'a>,
     #[allow(dead_code)]
     pub blob: core::marker::PhantomData<&'a ()>,
 }
@@ -139,6 +150,8 @@ impl Families<'_> {
             tokens: transformer::Layout::new(),
             #[cfg(feature = "conv")]
             conv: conv::Layout::new(),
+            #[cfg(feature = "seq2seq")]
+            seq2seq: seq2seq::Layout::new(),
             blob: core::marker::PhantomData,
         }
     }
@@ -154,6 +167,10 @@ impl Families<'_> {
         #[cfg(feature = "conv")]
         {
             self.conv = conv::Layout::new();
+        }
+        #[cfg(feature = "seq2seq")]
+        {
+            self.seq2seq = seq2seq::Layout::new();
         }
     }
 }
@@ -324,6 +341,10 @@ impl<'a> Layer<'a> {
         if let Some(l) = classical::validate(at, def, plan) {
             return l.map(Layer::Classical);
         }
+        #[cfg(feature = "seq2seq")]
+        if let Some(l) = seq2seq::validate(at, def, plan) {
+            return l.map(|()| Layer::Decoder);
+        }
         Err(Error::Malformed)
     }
 
@@ -340,6 +361,8 @@ impl<'a> Layer<'a> {
             Layer::Classical(l) => l.kind(),
             #[cfg(feature = "conv")]
             Layer::Conv(l) => l.kind(),
+            #[cfg(feature = "seq2seq")]
+            Layer::Decoder => families.seq2seq.decoder.map_or("decoder", |d| d.kind()),
         }
     }
 
@@ -365,6 +388,12 @@ impl<'a> Layer<'a> {
             Layer::Classical(l) => l.add_stats(s),
             #[cfg(feature = "conv")]
             Layer::Conv(l) => l.add_stats(s),
+            #[cfg(feature = "seq2seq")]
+            Layer::Decoder => {
+                if let Some(d) = &families.seq2seq.decoder {
+                    d.add_stats(s);
+                }
+            }
         }
     }
 }

@@ -54,6 +54,19 @@ pub(crate) struct Layout {
     pub gate_rows: usize,
     /// Largest hidden width.
     pub hidden: usize,
+    /// The last recurrent layer so far (what a decoder continues).
+    pub top: Option<Top>,
+}
+
+/// What a decoder needs to know of the encoder's last layer.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Top {
+    pub cell: Cell,
+    pub hidden: usize,
+    /// Offset of its state, in elements (the decoder continues it).
+    pub state: usize,
+    /// Zero point of its int8 output tensor (0 on the f32 path).
+    pub output_zero_point: i8,
 }
 
 impl Layout {
@@ -64,6 +77,7 @@ impl Layout {
             state_len: 0,
             gate_rows: 0,
             hidden: 0,
+            top: None,
         }
     }
 
@@ -166,13 +180,20 @@ pub(crate) fn validate<'a>(
         layout.gate_rows = layout.gate_rows.max(cell.gates() * h);
         layout.hidden = layout.hidden.max(h);
         layout.head_start = at as usize + 1;
+        layout.top = Some(Top {
+            cell,
+            hidden: h,
+            state: state as usize,
+            output_zero_point: layer.output_zero_point,
+        });
         plan.width = h;
         Ok(layer)
     })())
 }
 
 /// Whole-model check of a recurrent model: beside the recurrent layers only
-/// dense layers, and no recurrent layer in the head.
+/// dense layers, and no recurrent layer in the head (a decoder, validated in
+/// its own file, is the whole head).
 pub(crate) fn check_model<'l>(
     layout: &Layout,
     layers: impl Iterator<Item = &'l Layer<'l>>,
@@ -180,16 +201,25 @@ pub(crate) fn check_model<'l>(
     if layout.head_start == 0 {
         return Ok(());
     }
+    // Index of the decoder, once seen: nothing may follow it.
+    let mut decoder = None;
     for (index, layer) in layers.enumerate() {
+        let at = index as u32;
+        if let Some(decoder) = decoder {
+            return Err(Error::DecoderMismatch { layer: decoder });
+        }
         let allowed = match layer {
             Layer::Dense(_) => true,
             Layer::Recurrent(_) => index < layout.head_start,
+            #[cfg(feature = "seq2seq")]
+            Layer::Decoder => {
+                decoder = Some(at);
+                true
+            }
             _ => false,
         };
         if !allowed {
-            return Err(Error::BadSkipSlot {
-                layer: index as u32,
-            });
+            return Err(Error::BadSkipSlot { layer: at });
         }
     }
     Ok(())

@@ -235,6 +235,10 @@ impl<'a> Model<'a> {
 /// Bytes of scratch the model's families need after the work buffers
 /// (`None`: no family scratch, the arena ends with the slots).
 fn family_scratch(plan: &Plan<'_, '_>) -> Option<usize> {
+    #[cfg(feature = "seq2seq")]
+    if let Some(d) = &plan.families.seq2seq.decoder {
+        return Some(plan.families.recurrent.scratch_bytes() + d.scratch().len);
+    }
     #[cfg(feature = "recurrent")]
     if plan.families.recurrent.head_start > 0 {
         return Some(plan.families.recurrent.scratch_bytes());

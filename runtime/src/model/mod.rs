@@ -19,7 +19,8 @@
 //!    softmax table entry 0 non-zero);
 //! 5. every residual add reads a slot saved earlier with the same width;
 //! 6. each family's own rules (in its file under `layers/`: recurrent
-//!    models, transformers, the classical layers);
+//!    models, transformers, the classical layers, an encoder-decoder's
+//!    decoder after its encoder);
 //! 7. the declared arena size equals what the layers need.
 //!
 //! After that, running the model only checks the caller's buffers (input
@@ -37,6 +38,8 @@
 //! [`Model::quantize_input`] maps NaN to the zero point and ±inf to the int8
 //! limits; from there everything is integer.
 
+#[cfg(feature = "seq2seq")]
+mod forecast;
 mod load;
 mod run;
 

@@ -16,14 +16,14 @@ use crate::layers::{Ctx, Element, Io, Layer, Out, Pass, BAD};
 use crate::quant::saturate_i8;
 
 /// The two work buffers and the skip slots, in elements.
-struct Work<'r, T> {
-    cur: &'r mut [T],
+pub(super) struct Work<'r, T> {
+    pub(super) cur: &'r mut [T],
     next: &'r mut [T],
     slots: &'r mut [T],
 }
 
 impl<'a> Model<'a> {
-    fn check_loaded(&self) -> Result<()> {
+    pub(super) fn check_loaded(&self) -> Result<()> {
         if self.is_loaded() {
             Ok(())
         } else {
@@ -32,7 +32,12 @@ impl<'a> Model<'a> {
     }
 
     /// The caller's side of a run: path, input length, arena size.
-    fn check_run(&self, numeric: Numeric, input_len: usize, arena_len: usize) -> Result<()> {
+    pub(super) fn check_run(
+        &self,
+        numeric: Numeric,
+        input_len: usize,
+        arena_len: usize,
+    ) -> Result<()> {
         self.check_loaded()?;
         if self.numeric != numeric {
             return Err(Error::WrongNumericPath);
@@ -53,7 +58,10 @@ impl<'a> Model<'a> {
     }
 
     /// The work buffers of `arena` (as `T`) and the families' scratch.
-    fn split<'r, T: Element>(&self, arena: &'r mut [u8]) -> Result<(Work<'r, T>, &'r mut [u8])> {
+    pub(super) fn split<'r, T: Element>(
+        &self,
+        arena: &'r mut [u8],
+    ) -> Result<(Work<'r, T>, &'r mut [u8])> {
         let arena = arena
             .get_mut(..self.arena_bytes)
             .ok_or(Error::ArenaTooSmall {
@@ -119,7 +127,7 @@ impl<'a> Model<'a> {
     }
 
     /// `x' = (x - offset) * scale` with the offsets and scales from input value `first` on.
-    fn normalize_into(&self, input: &[f32], first: usize, out: &mut [f32]) {
+    pub(super) fn normalize_into(&self, input: &[f32], first: usize, out: &mut [f32]) {
         let offsets = self.input_offset.unwrap_or(&[]).chunks_exact(4).skip(first);
         let scales = self.input_scale.unwrap_or(&[]).chunks_exact(4).skip(first);
         for (((dst, &x), o), s) in out.iter_mut().zip(input).zip(offsets).zip(scales) {
@@ -196,6 +204,15 @@ impl<'a> Model<'a> {
         0
     }
 
+    /// Whether the model is an encoder-decoder (use the forecast API:
+    /// `forecast_*`, or `encode_*` then `decode_*` step by step).
+    pub fn is_seq2seq(&self) -> bool {
+        #[cfg(feature = "seq2seq")]
+        return self.families.seq2seq.decoder.is_some();
+        #[cfg(not(feature = "seq2seq"))]
+        false
+    }
+
     /// Whether the model is a causal transformer (step API with a key/value cache).
     pub fn is_causal(&self) -> bool {
         #[cfg(feature = "attention")]
@@ -225,6 +242,10 @@ impl<'a> Model<'a> {
     /// Exact bytes of state a recurrent or causal model needs (0 for other
     /// models): hidden states, or a causal model's position and key/value cache.
     pub fn state_bytes(&self) -> usize {
+        #[cfg(feature = "seq2seq")]
+        if let Some(d) = &self.families.seq2seq.decoder {
+            return d.state_bytes();
+        }
         #[cfg(feature = "attention")]
         if self.is_causal() {
             return self.families.tokens.state_bytes();
@@ -235,7 +256,7 @@ impl<'a> Model<'a> {
         0
     }
 
-    fn check_state(&self, len: usize) -> Result<()> {
+    pub(super) fn check_state(&self, len: usize) -> Result<()> {
         self.check_loaded()?;
         if !self.is_recurrent() && !self.is_causal() {
             return Err(Error::NotRecurrent);
@@ -303,7 +324,7 @@ impl<'a> Model<'a> {
     }
 
     /// The per-step layers of a recurrent model, on `work.cur[..input_len]`.
-    fn run_steps<'r, T: Element>(
+    pub(super) fn run_steps<'r, T: Element>(
         &self,
         work: Work<'r, T>,
         scratch: &mut [u8],
@@ -337,6 +358,9 @@ impl<'a> Model<'a> {
     pub fn finish_f32<'r>(&self, state: &mut [u8], arena: &'r mut [u8]) -> Result<&'r [f32]> {
         self.check_state(state.len())?;
         self.check_run(Numeric::F32, self.input_len(), arena.len())?;
+        if self.is_seq2seq() {
+            return Err(Error::Seq2Seq);
+        }
         #[cfg(all(feature = "recurrent", feature = "f32"))]
         {
             let (work, scratch) = self.split::<f32>(arena)?;
@@ -351,6 +375,9 @@ impl<'a> Model<'a> {
     pub fn finish_i8<'r>(&self, state: &mut [u8], arena: &'r mut [u8]) -> Result<&'r [i8]> {
         self.check_state(state.len())?;
         self.check_run(Numeric::Int8, self.input_len(), arena.len())?;
+        if self.is_seq2seq() {
+            return Err(Error::Seq2Seq);
+        }
         #[cfg(all(feature = "recurrent", feature = "int8"))]
         {
             let (work, scratch) = self.split::<i8>(arena)?;
