@@ -8,12 +8,13 @@ use std::fmt;
 use anyhow::Result;
 use serde::{Deserialize, Serialize};
 
-use crate::dataset::{Dataset, Sequences};
+use crate::dataset::{Dataset, Labelled, Sequences};
 use crate::export::plot;
 use crate::io::ExportDir;
 use crate::metrics::confusion;
 use crate::report::{Blobs, Details, Evaluation, Metric};
 use crate::runner::{self, Run};
+use crate::spec::Spec;
 use crate::train::History;
 
 /// Test accuracy of a classifier blob, computed by the runtime.
@@ -120,28 +121,19 @@ impl Details for Classifier {
     }
 }
 
-/// Class names and sizes of a classifier's train/test split.
-#[derive(Debug, Clone, Copy)]
-pub struct Split<'a> {
-    /// Class names (index = class id).
-    pub class_names: &'a [String],
-    /// Training rows or series.
-    pub train_samples: usize,
-    /// Test rows or series.
-    pub test_samples: usize,
-}
-
-/// A classifier's report part from what its f32 and int8 blobs measured; with `plots`
-/// (the export folder and the model's name as title), draws `loss.png`
-/// (training loss and test accuracy per epoch) and `confusion.png` (int8).
-pub fn finish(
-    dataset: String,
-    split: Split<'_>,
+/// A classifier's report part from its train/test split and what its f32
+/// and int8 blobs measured; with `dir`, draws `loss.png` (training loss and
+/// test accuracy per epoch) and `confusion.png` (int8) there.
+pub fn finish<S>(
+    spec: &Spec<S>,
+    (train, test): (&impl Labelled, &impl Labelled),
     (f32, int8): (&Accuracy, &Accuracy),
     history: &History,
-    plots: Option<(&ExportDir, &str)>,
+    plots: Option<&ExportDir>,
 ) -> Result<Classifier> {
-    if let Some((dir, title)) = plots {
+    let class_names = train.class_names();
+    if let Some(dir) = plots {
+        let title = &spec.name;
         plot(dir, "loss.png", |path| {
             crate::plot::loss_curve(path, title, &history.train_loss, &history.test_score)
         });
@@ -149,16 +141,16 @@ pub fn finish(
             crate::plot::confusion_matrix(
                 path,
                 &format!("{title} int8, test split"),
-                split.class_names,
+                class_names,
                 &int8.confusion,
             )
         });
     }
     Ok(Classifier {
-        dataset,
-        classes: split.class_names.to_vec(),
-        train_samples: split.train_samples,
-        test_samples: split.test_samples,
+        dataset: spec.dataset()?.path.display().to_string(),
+        classes: class_names.to_vec(),
+        train_samples: train.count(),
+        test_samples: test.count(),
         f32_accuracy: f32.accuracy,
         int8_accuracy: int8.accuracy,
         train_loss: history.train_loss.clone(),

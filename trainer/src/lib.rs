@@ -14,7 +14,7 @@
 //! 3. [`family`] (the [`Family`](family::Family) trait and the one pipeline
 //!    every family goes through), [`classifier`] and [`dense`] (what several
 //!    families build on: the classifier's end, the dense stack);
-//! 4. the families, one folder each, registered below;
+//! 4. the families, one folder each, registered in [`FAMILIES`];
 //! 5. the command line (`main.rs`), through [`export`](fn@export) and
 //!    [`evaluate`].
 
@@ -38,27 +38,25 @@ use std::path::Path;
 
 use anyhow::Result;
 
-/// Declares each family's folder and registers the type that plugs it in
-/// ([`family::Family`]) in [`FAMILIES`].
-macro_rules! families {
-    ($($(#[$doc:meta])* $folder:ident :: $family:ident,)*) => {
-        $($(#[$doc])* pub mod $folder;)*
+// The families, one folder each.
+pub mod classical;
+pub mod mlp;
+pub mod recurrent;
+pub mod transformer;
 
-        /// Every model family, in the order their kinds are listed.
-        pub static FAMILIES: &[&dyn family::Plugin] = &[$(&$folder::$family),*];
-    };
-}
-
-families! {
-    /// Dense stacks on tabular data (kinds `mlp`, `self-training`).
-    mlp::MlpFamily,
-    /// RNN, LSTM and GRU classifiers of sequences (kind `recurrent`).
-    recurrent::RecurrentFamily,
-    /// Transformer classifiers and a causal forecaster (kind `transformer`).
-    transformer::TransformerFamily,
-    /// Clustering and anomaly detectors (kinds `kmeans`, `hierarchical`, `pca`, `autoencoder`, `isolation-forest`).
-    classical::ClassicalFamily,
-}
+/// Every model family, each plugged in through [`family::Family`]: adding
+/// one is its folder (declared above) and its line here.
+pub static FAMILIES: &[&dyn family::Plugin] = &[
+    // Dense stacks on tabular data (kinds `mlp`, `self-training`).
+    &mlp::MlpFamily,
+    // RNN, LSTM and GRU classifiers of sequences (kind `recurrent`).
+    &recurrent::RecurrentFamily,
+    // Transformer classifiers and a causal forecaster (kind `transformer`).
+    &transformer::TransformerFamily,
+    // Clustering and anomaly detectors (kinds `kmeans`, `hierarchical`,
+    // `pca`, `autoencoder`, `isolation-forest`).
+    &classical::ClassicalFamily,
+];
 
 /// Train and export the spec at `spec` into `out_root/<name>/` (with a
 /// progress bar), or with `reuse` keep an export that is up to date; the

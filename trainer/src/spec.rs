@@ -543,11 +543,11 @@ impl fmt::Display for OptimizerSpec {
     }
 }
 
+/// What the spec tests of every module start from.
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    const GOOD: &str = r#"
+pub(crate) mod fixture {
+    /// A good MLP spec, as `specs/test.toml`.
+    pub(crate) const GOOD: &str = r#"
 name = "digits-mlp"
 [dataset]
 path = "../datasets/digits/digits.csv.gz"
@@ -563,24 +563,37 @@ batch_size = 32
 seed = 1
 "#;
 
-    fn parse_good(text: &str) -> Result<(Spec, Tables), SpecError> {
-        parse(text, Path::new("specs/test.toml"))
-    }
-
     /// GOOD with one line replaced.
-    fn with(old: &str, new: &str) -> String {
+    pub(crate) fn with(old: &str, new: &str) -> String {
         assert!(GOOD.contains(old), "{old}");
         GOOD.replacen(old, new, 1)
     }
 
-    fn error_of(text: &str) -> String {
-        let message = parse_good(text).unwrap_err().to_string();
+    /// The message of a rejected spec, checked to be one line naming the file.
+    pub(crate) fn one_line_error<T: std::fmt::Debug, E: std::fmt::Display>(
+        result: Result<T, E>,
+    ) -> String {
+        let message = result.unwrap_err().to_string();
         assert!(!message.contains('\n'), "error must be one line: {message}");
         assert!(
             message.starts_with("specs/test.toml"),
             "error must name the file: {message}"
         );
         message
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::fixture::{one_line_error, with, GOOD};
+    use super::*;
+
+    fn parse_good(text: &str) -> Result<(Spec, Tables), SpecError> {
+        parse(text, Path::new("specs/test.toml"))
+    }
+
+    fn error_of(text: &str) -> String {
+        one_line_error(parse_good(text))
     }
 
     #[test]

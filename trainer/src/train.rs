@@ -19,7 +19,7 @@ use indicatif::{ProgressBar, ProgressStyle};
 use rand::seq::SliceRandom;
 use rand_chacha::ChaCha8Rng;
 
-use crate::spec::OptimizerSpec;
+use crate::spec::{OptimizerSpec, TrainingSpec};
 
 /// How the learning rate moves over the run.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -47,6 +47,20 @@ pub struct Settings<'a> {
     pub schedule: Schedule,
     /// Show a progress bar, naming the test score so (e.g. `"test acc"`).
     pub progress: Option<&'a str>,
+}
+
+impl<'a> Settings<'a> {
+    /// The `[training]` table's settings at a constant learning rate, with
+    /// a progress bar naming the test score `progress` when given.
+    pub fn new(training: &TrainingSpec, progress: Option<&'a str>) -> Self {
+        Settings {
+            epochs: training.epochs,
+            batch_size: training.batch_size,
+            optimizer: training.optimizer,
+            schedule: Schedule::Constant,
+            progress,
+        }
+    }
 }
 
 /// What training produced besides the model.

@@ -31,9 +31,7 @@ use crate::io::ExportDir;
 use crate::report::Evaluation;
 use crate::spec::{Spec, SpecError, Tables};
 
-pub use export::{
-    ClassicalMetric, ClassicalReport, Clusters, Detector, DetectorData, InertiaAt,
-};
+pub use export::{ClassicalMetric, ClassicalReport, Clusters, Detector, DetectorData, InertiaAt};
 pub use spec::{ClassicalSpec, Clustering, DetectorSpec, Fit};
 
 /// The classical family (kinds `kmeans`, `hierarchical`, `pca`,
@@ -65,8 +63,13 @@ pub enum Fitted {
 }
 
 impl Family for ClassicalFamily {
-    const KINDS: &'static [&'static str] =
-        &["kmeans", "hierarchical", "pca", "autoencoder", "isolation-forest"];
+    const KINDS: &'static [&'static str] = &[
+        "kmeans",
+        "hierarchical",
+        "pca",
+        "autoencoder",
+        "isolation-forest",
+    ];
     type Spec = ClassicalSpec;
     type Data = ClassicalData;
     type Model = Fitted;
@@ -89,7 +92,12 @@ impl Family for ClassicalFamily {
         })
     }
 
-    fn train(&self, spec: &Spec<ClassicalSpec>, data: &ClassicalData, _: bool) -> Result<Trained<Fitted>> {
+    fn train(
+        &self,
+        spec: &Spec<ClassicalSpec>,
+        data: &ClassicalData,
+        _: bool,
+    ) -> Result<Trained<Fitted>> {
         Ok(Trained::fitted(match (&spec.family, data) {
             (ClassicalSpec::Clustering(c), ClassicalData::Clustering { train, .. }) => {
                 let dim = train.feature_count;
@@ -128,7 +136,13 @@ impl Family for ClassicalFamily {
         F32_ONLY
     }
 
-    fn blob(&self, _: &Spec<ClassicalSpec>, _: &ClassicalData, model: &Fitted, numeric: Numeric) -> Result<Blob> {
+    fn blob(
+        &self,
+        _: &Spec<ClassicalSpec>,
+        _: &ClassicalData,
+        model: &Fitted,
+        numeric: Numeric,
+    ) -> Result<Blob> {
         if numeric != Numeric::F32 {
             anyhow::bail!("classical models have no int8 blob");
         }

@@ -114,7 +114,10 @@ pub fn autoencoder(
     a: &AutoencoderSpec,
 ) -> Result<Reconstructor> {
     let Some(activation) = a.activation_layer() else {
-        bail!("autoencoder.activation {:?}: use relu, tanh, sigmoid or gelu", a.activation);
+        bail!(
+            "autoencoder.activation {:?}: use relu, tanh, sigmoid or gelu",
+            a.activation
+        );
     };
     let d = normalization.feature_count();
     let n = normalized.len() / d;

@@ -201,7 +201,9 @@ pub fn parse(spec: &Spec, tables: &mut Tables) -> Result<ClassicalSpec, SpecErro
             let table = kind.replace('-', "_");
             let fit = match kind {
                 "pca" => tables.take::<PcaSpec>(&table)?.map(Fit::Pca),
-                "autoencoder" => tables.take::<AutoencoderSpec>(&table)?.map(Fit::Autoencoder),
+                "autoencoder" => tables
+                    .take::<AutoencoderSpec>(&table)?
+                    .map(Fit::Autoencoder),
                 _ => tables.take::<ForestSpec>(&table)?.map(Fit::IsolationForest),
             };
             let (Some(fit), Some(series), None) = (fit, &spec.series, &spec.dataset) else {
@@ -210,7 +212,9 @@ pub fn parse(spec: &Spec, tables: &mut Tables) -> Result<ClassicalSpec, SpecErro
             let Some(window) = series.window else {
                 return Err(spec.invalid("series.window", "is required (points per window)"));
             };
-            let threshold = tables.take::<ThresholdSpec>("threshold")?.unwrap_or_default();
+            let threshold = tables
+                .take::<ThresholdSpec>("threshold")?
+                .unwrap_or_default();
             let detector = DetectorSpec {
                 fit,
                 window,
@@ -230,10 +234,7 @@ pub fn parse(spec: &Spec, tables: &mut Tables) -> Result<ClassicalSpec, SpecErro
 fn check_detector(spec: &Spec, d: &DetectorSpec) -> Result<(), SpecError> {
     let w = d.window;
     if w < 2 {
-        return Err(spec.above(
-            "series.window",
-            format!("must be at least 2, got {w}"),
-        ));
+        return Err(spec.above("series.window", format!("must be at least 2, got {w}")));
     }
     limits::WIDTH
         .check("width", w)

@@ -33,6 +33,32 @@ pub use table::{CsvOptions, DataError, Dataset, LabelColumn};
 
 use crate::limits;
 
+/// Labelled examples, rows or sequences.
+pub trait Labelled {
+    /// Number of examples.
+    fn count(&self) -> usize;
+    /// Class names (index = class id).
+    fn class_names(&self) -> &[String];
+}
+
+impl Labelled for Dataset {
+    fn count(&self) -> usize {
+        self.len()
+    }
+    fn class_names(&self) -> &[String] {
+        &self.class_names
+    }
+}
+
+impl Labelled for Sequences {
+    fn count(&self) -> usize {
+        self.len()
+    }
+    fn class_names(&self) -> &[String] {
+        &self.class_names
+    }
+}
+
 /// The `[dataset]` table: labelled rows or sequences.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]

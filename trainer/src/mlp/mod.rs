@@ -21,7 +21,7 @@ use runtime::Numeric;
 use serde::{Deserialize, Serialize};
 
 use crate::blob::Blob;
-use crate::classifier::{self, Accuracy, Classifier, Split};
+use crate::classifier::{self, Accuracy, Classifier};
 use crate::dataset::{self, Dataset, Normalization};
 use crate::dense::{quantize, Mlp};
 use crate::family::{f32_and_int8, BlobRun, Family, Trained, F32_AND_INT8};
@@ -107,7 +107,12 @@ impl Family for MlpFamily {
         Ok(MlpData { train, test })
     }
 
-    fn train(&self, spec: &Spec<MlpSpec>, data: &MlpData, progress: bool) -> Result<Trained<MlpModel>> {
+    fn train(
+        &self,
+        spec: &Spec<MlpSpec>,
+        data: &MlpData,
+        progress: bool,
+    ) -> Result<Trained<MlpModel>> {
         if let Some(st) = &spec.family.self_training {
             let out = selftrain::self_train(spec, st, &data.train, &data.test)?;
             return Ok(Trained::fitted(MlpModel {
@@ -151,7 +156,12 @@ impl Family for MlpFamily {
         }
     }
 
-    fn evaluate(&self, _: &Spec<MlpSpec>, data: &MlpData, blob: &[u8]) -> Result<Evaluation<Accuracy>> {
+    fn evaluate(
+        &self,
+        _: &Spec<MlpSpec>,
+        data: &MlpData,
+        blob: &[u8],
+    ) -> Result<Evaluation<Accuracy>> {
         classifier::evaluate_rows(blob, &data.test)
     }
 
@@ -163,22 +173,16 @@ impl Family for MlpFamily {
         runs: &[BlobRun<Accuracy>],
         dir: &ExportDir,
     ) -> Result<MlpReport> {
-        let split = Split {
-            class_names: &data.train.class_names,
-            train_samples: data.train.len(),
-            test_samples: data.test.len(),
-        };
-        let dataset = spec.dataset()?.path.display().to_string();
+        let split = (&data.train, &data.test);
         let accuracies = f32_and_int8(runs)?;
         let Some(out) = &trained.model.self_trained else {
-            let plots = Some((dir, spec.name.as_str()));
-            let report = classifier::finish(dataset, split, accuracies, &trained.history, plots)?;
+            let report = classifier::finish(spec, split, accuracies, &trained.history, Some(dir))?;
             return Ok(MlpReport::Classifier(report));
         };
         let Some(st) = &spec.family.self_training else {
             anyhow::bail!("a self-trained model without [self_training]");
         };
-        let classifier = classifier::finish(dataset, split, accuracies, &trained.history, None)?;
+        let classifier = classifier::finish(spec, split, accuracies, &trained.history, None)?;
         let baseline = out.baseline.f32_blob()?.encode()?;
         let baseline = classifier::evaluate_rows(&baseline, &data.test)?.metric;
         let self_trained_accuracy = accuracies.0.accuracy;

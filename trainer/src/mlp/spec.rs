@@ -78,10 +78,7 @@ pub fn parse(spec: &Spec, tables: &mut Tables) -> Result<MlpSpec, SpecError> {
             return Err(spec.invalid("kind", "\"self-training\" needs a [self_training] table"));
         };
         if !(st.labelled_fraction > 0.0 && st.labelled_fraction < 1.0) {
-            return Err(spec.invalid(
-                "self_training.labelled_fraction",
-                "must be between 0 and 1",
-            ));
+            return Err(spec.invalid("self_training.labelled_fraction", "must be between 0 and 1"));
         }
         Some(st)
     } else {
@@ -99,43 +96,16 @@ mod tests {
     use crate::dataset::{CsvOptions, LabelColumn};
     use crate::family::parse as parse_spec;
     use crate::mlp::MlpFamily;
+    use crate::spec::fixture::{one_line_error, with, GOOD};
     use crate::spec::OptimizerSpec;
     use std::path::Path;
-
-    const GOOD: &str = r#"
-name = "digits-mlp"
-[dataset]
-path = "../datasets/digits/digits.csv.gz"
-label_column = "last"
-test_fraction = 0.2
-seed = 7
-[model]
-layers = ["dense 32", "relu", "save 0", "dense 32", "relu", "dense 32", "add 0", "relu", "dense 10", "softmax"]
-[training]
-optimizer = { kind = "adam", learning_rate = 0.003 }
-epochs = 60
-batch_size = 32
-seed = 1
-"#;
 
     fn parse(text: &str) -> anyhow::Result<Spec<MlpSpec>> {
         parse_spec(&MlpFamily, text, Path::new("specs/test.toml"))
     }
 
-    /// GOOD with one line replaced.
-    fn with(old: &str, new: &str) -> String {
-        assert!(GOOD.contains(old), "{old}");
-        GOOD.replacen(old, new, 1)
-    }
-
     fn error_of(text: &str) -> String {
-        let message = parse(text).unwrap_err().to_string();
-        assert!(!message.contains('\n'), "error must be one line: {message}");
-        assert!(
-            message.starts_with("specs/test.toml"),
-            "error must name the file: {message}"
-        );
-        message
+        one_line_error(parse(text))
     }
 
     #[test]
@@ -308,7 +278,10 @@ seed = 1
     #[test]
     fn self_training_needs_its_table_and_a_fraction() {
         let kind = |table: &str| {
-            with("name = \"digits-mlp\"", "name = \"st\"\nkind = \"self-training\"") + table
+            with(
+                "name = \"digits-mlp\"",
+                "name = \"st\"\nkind = \"self-training\"",
+            ) + table
         };
         let message = error_of(&kind(""));
         assert!(
@@ -325,6 +298,9 @@ seed = 1
         assert_eq!((st.labelled_fraction, st.rounds), (0.1, 2));
         // An MLP spec has no [self_training] table.
         let message = error_of(&(GOOD.to_string() + "[self_training]\nrounds = 2\n"));
-        assert!(message.contains("unknown field `self_training`"), "{message}");
+        assert!(
+            message.contains("unknown field `self_training`"),
+            "{message}"
+        );
     }
 }

@@ -12,7 +12,7 @@ use crate::dense::model::{output_width, Init, Mlp, Net};
 use crate::dense::spec::LayerSpec;
 use crate::metrics::accuracy;
 use crate::spec::TrainingSpec;
-use crate::train::{self, History, Schedule, Settings};
+use crate::train::{self, History, Settings};
 
 /// Train a classifier on normalized copies of `train`; `test` is only watched.
 pub fn classifier(
@@ -45,13 +45,7 @@ pub fn classifier(
         (test.len(), input_len),
         &device,
     )?;
-    let settings = Settings {
-        epochs: training.epochs,
-        batch_size: training.batch_size,
-        optimizer: training.optimizer,
-        schedule: Schedule::Constant,
-        progress: progress.then_some("test acc"),
-    };
+    let settings = Settings::new(training, progress.then_some("test acc"));
     let history = train::run(
         vars,
         &settings,

@@ -24,7 +24,7 @@ use anyhow::Result;
 use runtime::Numeric;
 
 use crate::blob::Blob;
-use crate::classifier::{self, Accuracy, Classifier, Split};
+use crate::classifier::{self, Accuracy, Classifier};
 use crate::dataset::{self, Normalization, Sequences};
 use crate::family::{f32_and_int8, BlobRun, Family, Trained};
 use crate::io::ExportDir;
@@ -127,18 +127,12 @@ impl Family for RecurrentFamily {
         runs: &[BlobRun<Accuracy>],
         dir: &ExportDir,
     ) -> Result<Classifier> {
-        let split = Split {
-            class_names: &data.train.class_names,
-            train_samples: data.train.len(),
-            test_samples: data.test.len(),
-        };
-        let dataset = spec.dataset()?.path.display().to_string();
         classifier::finish(
-            dataset,
-            split,
+            spec,
+            (&data.train, &data.test),
             f32_and_int8(runs)?,
             &trained.history,
-            Some((dir, &spec.name)),
+            Some(dir),
         )
     }
 }

@@ -69,7 +69,11 @@ pub(crate) struct Batch {
 }
 
 /// The batch of raw series `series` (each `steps x channels`).
-pub(crate) fn make_batch(series: &[&[f32]], channels: usize, norm: &Normalization) -> Result<Batch> {
+pub(crate) fn make_batch(
+    series: &[&[f32]],
+    channels: usize,
+    norm: &Normalization,
+) -> Result<Batch> {
     let t_max = series
         .iter()
         .map(|s| s.len() / channels)

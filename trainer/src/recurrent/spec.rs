@@ -30,10 +30,7 @@ pub fn parse(spec: &Spec, tables: &mut Tables) -> Result<RecurrentSpec, SpecErro
     tables.unused(&["series"])?;
     spec.dataset()?;
     if !matches!(spec.training()?.optimizer, OptimizerSpec::Adam { .. }) {
-        return Err(spec.invalid(
-            "training.optimizer",
-            "must be adam for recurrent models",
-        ));
+        return Err(spec.invalid("training.optimizer", "must be adam for recurrent models"));
     }
     let model: ModelSection = tables.require("model")?;
     let layers = parse_layers(&spec.file, &model.layers)?;

@@ -16,7 +16,7 @@ use crate::metrics::accuracy;
 use crate::recurrent::model::{forward, make_batch, CellTensors, RecurrentParams, SequenceModel};
 use crate::recurrent::spec::RecurrentSpec;
 use crate::spec::TrainingSpec;
-use crate::train::{self, History, Schedule, Settings};
+use crate::train::{self, History, Settings};
 
 /// Train on `train_set` (the test set is only watched).
 pub fn train(
@@ -69,13 +69,7 @@ pub fn train(
 
     let test_refs: Vec<&[f32]> = test_set.series.iter().map(Vec::as_slice).collect();
     let test_batch = make_batch(&test_refs, channels, &normalization)?;
-    let settings = Settings {
-        epochs: training.epochs,
-        batch_size: training.batch_size,
-        optimizer: training.optimizer,
-        schedule: Schedule::Constant,
-        progress: progress.then_some("test acc"),
-    };
+    let settings = Settings::new(training, progress.then_some("test acc"));
     let history = train::run(
         vars,
         &settings,

@@ -107,7 +107,12 @@ pub fn f32_blob(t: &Transformer) -> Blob {
         PoolKind::Cls => layers.push(Layer::Pool(format::PoolKind::First)),
         PoolKind::Causal => {}
     }
-    layers.push(Layer::dense_f32(c.dim, c.outputs, &t.head_weight, &t.head_bias));
+    layers.push(Layer::dense_f32(
+        c.dim,
+        c.outputs,
+        &t.head_weight,
+        &t.head_bias,
+    ));
     if c.pool != PoolKind::Causal {
         layers.push(Layer::Activation(Activation::Softmax));
     }

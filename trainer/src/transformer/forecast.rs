@@ -316,7 +316,10 @@ pub fn finish(
             &points,
             &points.iter().map(|&p| test.values[p]).collect::<Vec<_>>(),
             &int8_run.errors,
-            &points.iter().map(|&p| test.anomalous[p]).collect::<Vec<_>>(),
+            &points
+                .iter()
+                .map(|&p| test.anomalous[p])
+                .collect::<Vec<_>>(),
             "|prediction - value|",
         )
     });

@@ -30,7 +30,7 @@ use runtime::Numeric;
 use serde::{Deserialize, Serialize};
 
 use crate::blob::Blob;
-use crate::classifier::{self, Accuracy, Classifier, Split};
+use crate::classifier::{self, Accuracy, Classifier};
 use crate::family::{f32_and_int8, BlobRun, Family, Trained};
 use crate::io::ExportDir;
 use crate::report::{Blobs, Details, Evaluation, Metric};
@@ -144,7 +144,13 @@ impl Family for TransformerFamily {
                         targets: Targets::Classes(&set.labels),
                     }
                 }
-                train::train(&init, examples(&d.train), examples(&d.test), training, progress)?
+                train::train(
+                    &init,
+                    examples(&d.train),
+                    examples(&d.test),
+                    training,
+                    progress,
+                )?
             }
             TransformerData::Forecaster(d) => {
                 let config = Config::new(t, t.tokens, 1)?;
@@ -235,21 +241,13 @@ impl Family for TransformerFamily {
             (
                 TransformerData::Classifier(d),
                 (TransformerMetric::Accuracy(f32), TransformerMetric::Accuracy(int8)),
-            ) => {
-                let split = Split {
-                    class_names: &d.train.class_names,
-                    train_samples: d.train.len(),
-                    test_samples: d.test.len(),
-                };
-                let dataset = spec.dataset()?.path.display().to_string();
-                TransformerReport::Classifier(classifier::finish(
-                    dataset,
-                    split,
-                    (f32, int8),
-                    &trained.history,
-                    Some((dir, &spec.name)),
-                )?)
-            }
+            ) => TransformerReport::Classifier(classifier::finish(
+                spec,
+                (&d.train, &d.test),
+                (f32, int8),
+                &trained.history,
+                Some(dir),
+            )?),
             (
                 TransformerData::Forecaster(d),
                 (TransformerMetric::Forecast(f32), TransformerMetric::Forecast(int8)),

@@ -263,7 +263,9 @@ pub fn quantize_with(t: &Transformer, ranges: &Ranges) -> Result<QuantizedTransf
     let output_quant = if c.pool == PoolKind::Causal {
         head
     } else {
-        layers.push(Layer::SoftmaxI8(le_bytes(&exp_table(f64::from(head.scale)))));
+        layers.push(Layer::SoftmaxI8(le_bytes(&exp_table(f64::from(
+            head.scale,
+        )))));
         SOFTMAX_OUTPUT
     };
     Ok(QuantizedTransformer {

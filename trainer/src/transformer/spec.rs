@@ -222,7 +222,10 @@ pub fn parse(spec: &Spec, tables: &mut Tables) -> Result<TransformerSpec, SpecEr
                 ("series.test_from", s.test_from.is_some()),
             ] {
                 if set {
-                    return Err(invalid(field, "is not read by a forecaster (its window is transformer.tokens)"));
+                    return Err(invalid(
+                        field,
+                        "is not read by a forecaster (its window is transformer.tokens)",
+                    ));
                 }
             }
         }
@@ -233,12 +236,10 @@ pub fn parse(spec: &Spec, tables: &mut Tables) -> Result<TransformerSpec, SpecEr
             ))
         }
         (_, Some(_), None) => {}
-        _ => {
-            return Err(invalid(
-                "[dataset]",
-                "is required (and [series] not allowed) for a classifier (pool = \"mean\" or \"cls\")",
-            ))
-        }
+        _ => return Err(invalid(
+            "[dataset]",
+            "is required (and [series] not allowed) for a classifier (pool = \"mean\" or \"cls\")",
+        )),
     }
     if !matches!(training.optimizer, OptimizerSpec::Adam { .. }) {
         return Err(invalid(

@@ -70,15 +70,13 @@ pub fn train(
         Targets::Classes(_) => 1.0,
     };
     let test_x = net.input(&model.normalize(test_set.inputs))?;
+    let watched = match test_set.targets {
+        Targets::Classes(_) => "test acc",
+        Targets::Next(_) => "test R2",
+    };
     let settings = Settings {
-        epochs: training.epochs,
-        batch_size: training.batch_size,
-        optimizer: training.optimizer,
         schedule: Schedule::Cosine { floor: 0.1 },
-        progress: progress.then_some(match test_set.targets {
-            Targets::Classes(_) => "test acc",
-            Targets::Next(_) => "test R2",
-        }),
+        ..Settings::new(training, progress.then_some(watched))
     };
     let mut rng = ChaCha8Rng::seed_from_u64(training.seed.wrapping_add(1));
     let history = train::run(
