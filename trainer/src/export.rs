@@ -5,7 +5,7 @@
 //! (`f32.bin`, `int8.bin`) and its test vectors (`f32.vectors`,
 //! `int8.vectors`), `report.json`, and the family's extra files (plots,
 //! `errors.csv`). [`write_model`] writes it into a staging
-//! [`ExportDir`](crate::io::ExportDir) and swaps it into place in one step,
+//! [`ExportDir`] and swaps it into place in one step,
 //! so the folder always holds a complete export (see [`crate::io`]).
 
 use std::path::{Path, PathBuf};

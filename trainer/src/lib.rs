@@ -15,8 +15,8 @@
 //!    every family goes through), [`classifier`] and [`dense`] (what several
 //!    families build on: the classifier's end, the dense stack);
 //! 4. the families, one folder each, registered in [`FAMILIES`];
-//! 5. the command line (`main.rs`), through [`export`](fn@export) and
-//!    [`evaluate`].
+//! 5. the command line (`main.rs`), through [`export_spec`] and
+//!    [`evaluate_spec`].
 
 pub mod blob;
 pub mod classifier;
@@ -61,14 +61,14 @@ pub static FAMILIES: &[&dyn family::Plugin] = &[
 /// Train and export the spec at `spec` into `out_root/<name>/` (with a
 /// progress bar), or with `reuse` keep an export that is up to date; the
 /// one-line summary.
-pub fn export(spec: &Path, out_root: &Path, reuse: bool) -> Result<String> {
+pub fn export_spec(spec: &Path, out_root: &Path, reuse: bool) -> Result<String> {
     let (parsed, tables) = spec::read(spec)?;
     family::find(FAMILIES, &parsed)?.export(parsed, tables, out_root, reuse)
 }
 
 /// Run `blob` with the runtime over the test data of the spec at `spec`;
 /// what it measured, as `trainer eval` prints it after the blob's name.
-pub fn evaluate(spec: &Path, blob: &[u8]) -> Result<String> {
+pub fn evaluate_spec(spec: &Path, blob: &[u8]) -> Result<String> {
     let (parsed, tables) = spec::read(spec)?;
     family::find(FAMILIES, &parsed)?.evaluate(parsed, tables, blob)
 }

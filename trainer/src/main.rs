@@ -74,12 +74,12 @@ fn run(cli: Cli, stdout: &mut impl Write) -> Result<()> {
     match cli.command {
         Command::Train { specs, out } => {
             for spec in specs {
-                say!(stdout, "{}", trainer::export(&spec, &out, false)?);
+                say!(stdout, "{}", trainer::export_spec(&spec, &out, false)?);
             }
         }
         Command::Export { specs, out, force } => {
             for spec in specs {
-                say!(stdout, "{}", trainer::export(&spec, &out, !force)?);
+                say!(stdout, "{}", trainer::export_spec(&spec, &out, !force)?);
             }
         }
         Command::Eval { blob, spec } => {
@@ -88,7 +88,7 @@ fn run(cli: Cli, stdout: &mut impl Write) -> Result<()> {
                 stdout,
                 "{}: {}",
                 blob.display(),
-                trainer::evaluate(&spec, &bytes)?
+                trainer::evaluate_spec(&spec, &bytes)?
             );
         }
         Command::Inspect { blob } => {

@@ -29,7 +29,6 @@
 //! Every rejection is one [`SpecError`] line starting with the spec's path.
 //! Unknown keys are errors (a typo must not silently fall back to a default).
 
-use std::fmt;
 use std::path::{Path, PathBuf};
 
 use runtime::format::Cell;
@@ -534,16 +533,17 @@ fn line_of_key(text: &str, key: &str) -> Option<usize> {
         .map(|i| i + 1)
 }
 
-impl fmt::Display for OptimizerSpec {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            OptimizerSpec::Adam { .. } => f.write_str("adam"),
-            OptimizerSpec::Sgd { .. } => f.write_str("sgd"),
+impl OptimizerSpec {
+    /// The (peak) learning rate.
+    pub fn learning_rate(&self) -> f64 {
+        match *self {
+            OptimizerSpec::Adam { learning_rate } | OptimizerSpec::Sgd { learning_rate, .. } => {
+                learning_rate
+            }
         }
     }
 }
 
-/// What the spec tests of every module start from.
 #[cfg(test)]
 pub(crate) mod fixture {
     /// A good MLP spec, as `specs/test.toml`.

@@ -131,17 +131,6 @@ pub fn run(
     Ok(history)
 }
 
-impl OptimizerSpec {
-    /// The (peak) learning rate.
-    pub fn learning_rate(&self) -> f64 {
-        match *self {
-            OptimizerSpec::Adam { learning_rate } | OptimizerSpec::Sgd { learning_rate, .. } => {
-                learning_rate
-            }
-        }
-    }
-}
-
 /// The optimizers a spec can name.
 enum Optimizer {
     Adam(AdamW),

@@ -22,7 +22,7 @@ fn int8_blob(
     t: &Transformer,
     q: &trainer::transformer::quantize::QuantizedTransformer,
 ) -> anyhow::Result<Vec<u8>> {
-    trainer::transformer::quantize::int8_blob(t, q.clone()).encode()
+    q.clone().blob(t).encode()
 }
 
 const TOKENS: usize = 6;

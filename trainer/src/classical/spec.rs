@@ -173,11 +173,7 @@ pub fn parse(spec: &Spec, tables: &mut Tables) -> Result<ClassicalSpec, SpecErro
     let needs = |what: &str| spec.invalid("kind", format!("{kind:?} needs {what}"));
     let parsed = match kind {
         "kmeans" | "hierarchical" => {
-            let table = tables.take::<ClusterSpec>(if kind == "kmeans" {
-                "kmeans"
-            } else {
-                "hierarchical"
-            })?;
+            let table = tables.take::<ClusterSpec>(kind)?;
             let (Some(c), true) = (table, spec.dataset.is_some() && spec.series.is_none()) else {
                 return Err(needs(&format!("[dataset] and [{kind}]")));
             };

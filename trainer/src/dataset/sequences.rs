@@ -25,6 +25,8 @@
 
 use std::path::{Path, PathBuf};
 
+use super::table::Dataset;
+
 /// Labelled multichannel series, each stored time-major (`steps x channels`).
 #[derive(Debug, Clone, PartialEq)]
 pub struct Sequences {
@@ -54,6 +56,21 @@ impl Sequences {
     /// Number of classes.
     pub fn class_count(&self) -> usize {
         self.class_names.len()
+    }
+
+    /// Sequences of equal length as rows of `steps x channels` values
+    /// (time-major), for models that read a whole sequence as one input.
+    pub fn to_rows(&self) -> anyhow::Result<Dataset> {
+        let len = self.series.first().map_or(0, Vec::len);
+        if self.series.iter().any(|s| s.len() != len) {
+            anyhow::bail!("the series differ in length, and this model reads inputs of one length");
+        }
+        Ok(Dataset {
+            features: self.series.concat(),
+            labels: self.labels.clone(),
+            feature_count: len,
+            class_names: self.class_names.clone(),
+        })
     }
 }
 

@@ -187,7 +187,7 @@ impl Family for MlpFamily {
         let baseline = classifier::evaluate_rows(&baseline, &data.test)?.metric;
         let self_trained_accuracy = accuracies.0.accuracy;
         Ok(MlpReport::SelfTraining(SelfTrainingReport {
-            kind: Kind::new("self-training", F32_AND_INT8),
+            kind: Kind::new(&spec.kind, F32_AND_INT8),
             classifier,
             self_training: selftrain::Figures {
                 labelled_fraction: st.labelled_fraction,

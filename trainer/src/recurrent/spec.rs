@@ -3,11 +3,11 @@
 //! `gru N`, stackable), then a dense head of dense layers and activations,
 //! on a `.ts` `[dataset]` (TRAIN and TEST files); `[training]` with Adam.
 
+use runtime::format::Cell;
 use serde::Deserialize;
 
 use crate::dense::spec::{parse_layers, LayerSpec};
 use crate::spec::{OptimizerSpec, Spec, SpecError, Tables};
-use runtime::format::Cell;
 
 /// The recurrent family's part of a spec.
 #[derive(Debug, Clone, PartialEq)]

@@ -14,7 +14,7 @@ use anyhow::{bail, Result};
 use runtime::format::{self, Activation, Position};
 
 use crate::blob::{le_bytes, Blob, Layer};
-use crate::dataset::{self, Dataset, Normalization, Sequences};
+use crate::dataset::{self, Dataset, Normalization};
 use crate::limits;
 use crate::spec::Spec;
 use crate::transformer::model::{rope_table, sinusoidal_table, Config, Transformer, LN_EPS};
@@ -138,7 +138,7 @@ pub fn classifier_data(spec: &Spec<TransformerSpec>) -> Result<ClassifierData> {
     if d.is_sequences() {
         let (train_set, test_set) = dataset::load_sequences(d, &spec.dir)?;
         let channel = Normalization::per_channel(&train_set);
-        let (train, test) = (sequence_rows(&train_set)?, sequence_rows(&test_set)?);
+        let (train, test) = (train_set.to_rows()?, test_set.to_rows()?);
         check_widths(&path, &train)?;
         if train.feature_count != test.feature_count {
             bail!("the train and test series differ in length");
@@ -156,20 +156,6 @@ pub fn classifier_data(spec: &Spec<TransformerSpec>) -> Result<ClassifierData> {
         train,
         test,
         normalization,
-    })
-}
-
-/// Equal-length sequences as rows (`steps x channels`, time-major).
-fn sequence_rows(set: &Sequences) -> Result<Dataset> {
-    let len = set.series.first().map_or(0, Vec::len);
-    if set.series.iter().any(|s| s.len() != len) {
-        bail!("a transformer needs series of equal length (the tokens are fixed)");
-    }
-    Ok(Dataset {
-        features: set.series.concat(),
-        labels: set.labels.clone(),
-        feature_count: len,
-        class_names: set.class_names.clone(),
     })
 }
 

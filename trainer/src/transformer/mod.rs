@@ -194,8 +194,7 @@ impl Family for TransformerFamily {
             }
             TransformerData::Forecaster(d) => export::spread_rows(&d.windows.0, d.tokens, n),
         };
-        let quantized = quantize::quantize(model, &calibration)?;
-        Ok(quantize::int8_blob(model, quantized))
+        Ok(quantize::quantize(model, &calibration)?.blob(model))
     }
 
     fn evaluate(

@@ -44,6 +44,18 @@ pub struct QuantizedTransformer {
     pub layers: Vec<Layer>,
 }
 
+impl QuantizedTransformer {
+    /// The int8 blob of `t` quantized so.
+    pub fn blob(self, t: &Transformer) -> Blob {
+        Blob::int8(
+            t.normalization.clone(),
+            (self.input_quant, self.output_quant),
+            t.config.output_len(),
+            self.layers,
+        )
+    }
+}
+
 fn layer_norm(
     (gamma, beta): &(Vec<f32>, Vec<f32>),
     input: QuantParams,
@@ -273,14 +285,4 @@ pub fn quantize_with(t: &Transformer, ranges: &Ranges) -> Result<QuantizedTransf
         output_quant,
         layers,
     })
-}
-
-/// The int8 blob of `t` quantized as `q`.
-pub fn int8_blob(t: &Transformer, q: QuantizedTransformer) -> Blob {
-    Blob::int8(
-        t.normalization.clone(),
-        (q.input_quant, q.output_quant),
-        t.config.output_len(),
-        q.layers,
-    )
 }
