@@ -5,7 +5,8 @@
 
 use runtime::format::{self, Envelope, LayerDef, ModelHeader, Numeric, FORMAT_VERSION, MAGIC};
 use runtime::{Arena, Error, Model};
-use trainer::classical::export::{centroid_blob, fit_detector, forest_blob};
+use trainer::classical::clustering::centroid_blob;
+use trainer::classical::detector::{self, forest_blob};
 use trainer::classical::{clustering, iforest, ClassicalFamily, ClassicalSpec, DetectorSpec, Fit};
 use trainer::dataset::series::{windows, Series};
 use trainer::runner::run_rows;
@@ -17,7 +18,7 @@ fn run_blob(blob: &[u8], rows: &[f32], labels: &[u16]) -> Vec<f32> {
 }
 
 /// A detector spec's detector part.
-fn detector(spec: &Spec<ClassicalSpec>) -> &DetectorSpec {
+fn detector_spec(spec: &Spec<ClassicalSpec>) -> &DetectorSpec {
     match &spec.family {
         ClassicalSpec::Detector(d) => d,
         other => panic!("not a detector: {other:?}"),
@@ -298,7 +299,7 @@ fn shipped(name: &str) -> Spec<ClassicalSpec> {
 /// Training windows and a few hundred test windows of a shipped detector spec.
 fn ucr_windows(spec: &Spec<ClassicalSpec>) -> (Vec<f32>, Vec<f32>, usize) {
     let s = spec.series.as_ref().unwrap();
-    let window = detector(spec).window;
+    let window = detector_spec(spec).window;
     let train = Series::load(&spec.dir.join(&s.train)).unwrap();
     let test = Series::load(&spec.dir.join(&s.test)).unwrap();
     let (train_rows, _) = windows(&train.values, window, s.train_stride, 0);
@@ -311,7 +312,7 @@ fn detector_parity(name: &str, tweak: impl FnOnce(&mut Spec<ClassicalSpec>)) {
     let mut spec = shipped(name);
     tweak(&mut spec);
     let (train_rows, test_rows, window) = ucr_windows(&spec);
-    let fitted = fit_detector(detector(&spec), &train_rows).unwrap();
+    let fitted = detector::fit(detector_spec(&spec), &train_rows).unwrap();
     let (blob, threshold) = (fitted.blob.encode().unwrap(), fitted.threshold);
     let labels = vec![0u16; test_rows.len() / window];
     let outputs = run_blob(&blob, &test_rows, &labels);
@@ -354,7 +355,7 @@ fn isolation_forest_runtime_matches_a_direct_walk_of_the_fitted_trees() {
     // uses the fitted f64 path lengths: scores agree within 1e-6 absolute.
     let spec = shipped("ucr-isolation-forest.toml");
     let (train_rows, test_rows, window) = ucr_windows(&spec);
-    let Fit::IsolationForest(f) = &detector(&spec).fit else {
+    let Fit::IsolationForest(f) = &detector_spec(&spec).fit else {
         panic!("not an isolation forest");
     };
     let fitted = iforest::fit(&train_rows, window, f.trees, f.sample_size, f.seed);

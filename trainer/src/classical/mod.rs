@@ -12,10 +12,11 @@
 //! | `isolation-forest` | our own ([`iforest`]) | `isolation-forest, threshold` |
 //!
 //! Detectors score sliding windows of a series; their threshold is a
-//! quantile of the runtime's scores of the training windows. Blobs, runs and
-//! reports are in [`export`]. Every blob is f32.
+//! quantile of the runtime's scores of the training windows ([`detector`]).
+//! Runs over the test data and reports are in [`export`]. Every blob is f32.
 
 pub mod clustering;
+pub mod detector;
 pub mod export;
 pub mod iforest;
 pub mod reconstruct;
@@ -31,7 +32,9 @@ use crate::io::ExportDir;
 use crate::report::Evaluation;
 use crate::spec::{Spec, SpecError, Tables};
 
-pub use export::{ClassicalMetric, ClassicalReport, Clusters, Detector, DetectorData, InertiaAt};
+pub use clustering::{Clusters, InertiaAt};
+pub use detector::{Detector, DetectorData};
+pub use export::{ClassicalMetric, ClassicalReport};
 pub use spec::{ClassicalSpec, Clustering, DetectorSpec, Fit};
 
 /// The classical family (kinds `kmeans`, `hierarchical`, `pca`,
@@ -100,33 +103,10 @@ impl Family for ClassicalFamily {
     ) -> Result<Trained<Fitted>> {
         Ok(Trained::fitted(match (&spec.family, data) {
             (ClassicalSpec::Clustering(c), ClassicalData::Clustering { train, .. }) => {
-                let dim = train.feature_count;
-                Fitted::Clusters(match c {
-                    Clustering::KMeans(c) => {
-                        let [lo, hi] = c.k_range.unwrap_or([2, 16]);
-                        let mut curve = Vec::new();
-                        for k in lo.max(1)..=hi {
-                            let fit = clustering::kmeans(&train.features, dim, k, c.seed)?;
-                            curve.push(InertiaAt {
-                                k,
-                                inertia: fit.inertia(&train.features),
-                            });
-                        }
-                        Clusters {
-                            centroids: clustering::kmeans(&train.features, dim, c.k, c.seed)?,
-                            inertia_by_k: Some(curve),
-                            linkage: None,
-                        }
-                    }
-                    Clustering::Hierarchical(c) => Clusters {
-                        centroids: clustering::hierarchical(&train.features, dim, c.k)?,
-                        inertia_by_k: None,
-                        linkage: Some("ward"),
-                    },
-                })
+                Fitted::Clusters(clustering::fit(c, train)?)
             }
             (ClassicalSpec::Detector(d), ClassicalData::Detector(data)) => {
-                Fitted::Detector(export::fit_detector(d, &data.train_rows)?)
+                Fitted::Detector(detector::fit(d, &data.train_rows)?)
             }
             _ => anyhow::bail!("the data does not fit the kind"),
         }))
@@ -147,7 +127,7 @@ impl Family for ClassicalFamily {
             anyhow::bail!("classical models have no int8 blob");
         }
         Ok(match model {
-            Fitted::Clusters(c) => export::centroid_blob(&c.centroids),
+            Fitted::Clusters(c) => clustering::centroid_blob(&c.centroids),
             Fitted::Detector(d) => d.blob.clone(),
         })
     }
