@@ -5,20 +5,21 @@ use std::path::PathBuf;
 
 use runtime::format::{self, Envelope, LayerDef, ModelHeader, FORMAT_VERSION, MAGIC};
 
-use trainer::data::Dataset;
-use trainer::export;
-use trainer::spec::{load_spec, ModelSpec};
-use trainer::train::Mlp;
+use trainer::dataset::{self, Dataset, Normalization};
+use trainer::dense::{quantize, Mlp};
+use trainer::mlp::{MlpFamily, MlpSpec};
+use trainer::spec::Spec;
 
 /// The repository root.
 pub fn repo_root() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..")
 }
 
-/// A spec from `models/specs/`, with its epochs cut to `epochs` to keep tests fast.
-pub fn spec(name: &str, epochs: usize) -> ModelSpec {
-    let mut spec = load_spec(&repo_root().join("models/specs").join(name)).expect("spec loads");
-    spec.training.epochs = epochs;
+/// An MLP spec from `models/specs/`, with its epochs cut to `epochs` to keep tests fast.
+pub fn spec(name: &str, epochs: usize) -> Spec<MlpSpec> {
+    let path = repo_root().join("models/specs").join(name);
+    let mut spec = trainer::family::load(&MlpFamily, &path).expect("spec loads");
+    spec.training.as_mut().expect("[training]").epochs = epochs;
     spec
 }
 
@@ -31,13 +32,15 @@ pub struct Trained {
     pub int8_blob: Vec<u8>,
 }
 
-/// Train `spec` in-process and export both blobs in memory.
-pub fn train(spec: &ModelSpec) -> Trained {
-    let (train, test) = export::load_split(spec).expect("dataset splits");
-    let normalization = trainer::data::fit_normalization(&train);
-    let (mlp, _) = trainer::train::train(
-        &spec.model,
-        &spec.training,
+/// Train `spec` in-process and export both blobs in memory (int8
+/// calibrated on every training row).
+pub fn train(spec: &Spec<MlpSpec>) -> Trained {
+    let (train, test) =
+        dataset::load_split(spec.dataset().expect("[dataset]"), &spec.dir).expect("dataset splits");
+    let normalization = Normalization::per_feature(&train);
+    let (mlp, _) = trainer::mlp::train::classifier(
+        &spec.family.layers,
+        spec.training().expect("[training]"),
         normalization,
         &train,
         &test,
@@ -45,9 +48,9 @@ pub fn train(spec: &ModelSpec) -> Trained {
     )
     .expect("training runs");
     let calibration = mlp.normalize(&train.features);
-    let quantized = trainer::quantize::quantize_mlp(&mlp, &calibration).expect("quantizes");
-    let f32_blob = export::f32_blob(&mlp).expect("f32 blob");
-    let int8_blob = export::int8_blob(&quantized, &mlp).expect("int8 blob");
+    let quantized = quantize::quantize(&mlp, &calibration).expect("quantizes");
+    let f32_blob = mlp.f32_blob().and_then(|b| b.encode()).expect("f32 blob");
+    let int8_blob = quantized.blob(&mlp).encode().expect("int8 blob");
     Trained {
         mlp,
         train,

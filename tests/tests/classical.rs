@@ -5,11 +5,25 @@
 
 use runtime::format::{self, Envelope, LayerDef, ModelHeader, Numeric, FORMAT_VERSION, MAGIC};
 use runtime::{Arena, Error, Model};
-use trainer::classical::export::{
-    centroid_blob, fit_detector_parts, forest_blob, identity, run_blob,
-};
-use trainer::classical::series::{windows, Series};
-use trainer::classical::{clustering, iforest, ClassicalSpec};
+use trainer::classical::clustering::centroid_blob;
+use trainer::classical::detector::{self, forest_blob};
+use trainer::classical::{clustering, iforest, ClassicalFamily, ClassicalSpec, DetectorSpec, Fit};
+use trainer::dataset::series::{windows, Series};
+use trainer::runner::run_rows;
+use trainer::spec::Spec;
+
+/// Run an f32 blob over raw rows: its outputs.
+fn run_blob(blob: &[u8], rows: &[f32], labels: &[u16]) -> Vec<f32> {
+    run_rows(blob, rows, labels).unwrap().outputs
+}
+
+/// A detector spec's detector part.
+fn detector_spec(spec: &Spec<ClassicalSpec>) -> &DetectorSpec {
+    match &spec.family {
+        ClassicalSpec::Detector(d) => d,
+        other => panic!("not a detector: {other:?}"),
+    }
+}
 
 fn f32_bytes(v: &[f32]) -> Vec<u8> {
     v.iter().flat_map(|x| x.to_le_bytes()).collect()
@@ -277,29 +291,32 @@ fn bad_centroid_error_and_threshold_layers_are_named_errors() {
     );
 }
 
-fn shipped(name: &str) -> ClassicalSpec {
-    ClassicalSpec::load(&tests::repo_root().join("models/specs").join(name)).unwrap()
+fn shipped(name: &str) -> Spec<ClassicalSpec> {
+    let path = tests::repo_root().join("models/specs").join(name);
+    trainer::family::load(&ClassicalFamily, &path).unwrap()
 }
 
 /// Training windows and a few hundred test windows of a shipped detector spec.
-fn ucr_windows(spec: &ClassicalSpec) -> (Vec<f32>, Vec<f32>, usize) {
+fn ucr_windows(spec: &Spec<ClassicalSpec>) -> (Vec<f32>, Vec<f32>, usize) {
     let s = spec.series.as_ref().unwrap();
-    let train = Series::load(&spec.spec_dir.join(&s.train)).unwrap();
-    let test = Series::load(&spec.spec_dir.join(&s.test)).unwrap();
-    let (train_rows, _) = windows(&train.values, s.window, s.train_stride, 0);
-    let (test_rows, _) = windows(&test.values, s.window, 16, train.values.len());
-    (train_rows, test_rows, s.window)
+    let window = detector_spec(spec).window;
+    let train = Series::load(&spec.dir.join(&s.train)).unwrap();
+    let test = Series::load(&spec.dir.join(&s.test)).unwrap();
+    let (train_rows, _) = windows(&train.values, window, s.train_stride, 0);
+    let (test_rows, _) = windows(&test.values, window, 16, train.values.len());
+    (train_rows, test_rows, window)
 }
 
 /// Runtime score vs the trainer's f64 reference: |a - b| <= 1e-6 + 1e-4 |b|.
-fn detector_parity(name: &str, tweak: impl FnOnce(&mut ClassicalSpec)) {
+fn detector_parity(name: &str, tweak: impl FnOnce(&mut Spec<ClassicalSpec>)) {
     let mut spec = shipped(name);
     tweak(&mut spec);
     let (train_rows, test_rows, window) = ucr_windows(&spec);
-    let (blob, threshold, reference) = fit_detector_parts(&spec, &train_rows, window).unwrap();
+    let fitted = detector::fit(detector_spec(&spec), &train_rows).unwrap();
+    let (blob, threshold) = (fitted.blob.encode().unwrap(), fitted.threshold);
     let labels = vec![0u16; test_rows.len() / window];
-    let (outputs, _) = run_blob(&blob, &test_rows, &labels).unwrap();
-    let reference = reference(&test_rows).unwrap();
+    let outputs = run_blob(&blob, &test_rows, &labels);
+    let reference = fitted.reference.scores(&test_rows).unwrap();
     let mut worst = 0.0f64;
     for (o, r) in outputs.chunks_exact(2).zip(&reference) {
         let diff = (f64::from(o[0]) - r).abs();
@@ -321,7 +338,14 @@ fn pca_runtime_matches_trainer() {
 #[test]
 fn autoencoder_runtime_matches_trainer() {
     detector_parity("ucr-autoencoder.toml", |s| {
-        s.autoencoder.as_mut().unwrap().epochs = 3;
+        let ClassicalSpec::Detector(DetectorSpec {
+            fit: Fit::Autoencoder(a),
+            ..
+        }) = &mut s.family
+        else {
+            panic!("not an autoencoder");
+        };
+        a.epochs = 3;
     });
 }
 
@@ -331,9 +355,11 @@ fn isolation_forest_runtime_matches_a_direct_walk_of_the_fitted_trees() {
     // uses the fitted f64 path lengths: scores agree within 1e-6 absolute.
     let spec = shipped("ucr-isolation-forest.toml");
     let (train_rows, test_rows, window) = ucr_windows(&spec);
-    let f = spec.isolation_forest.as_ref().unwrap();
+    let Fit::IsolationForest(f) = &detector_spec(&spec).fit else {
+        panic!("not an isolation forest");
+    };
     let fitted = iforest::fit(&train_rows, window, f.trees, f.sample_size, f.seed);
-    let blob = forest_blob(&fitted, None).unwrap();
+    let blob = forest_blob(&fitted, None).unwrap().encode().unwrap();
     let model = Model::from_bytes(&blob).unwrap();
     let mut arena = vec![0u32; model.arena_bytes() / 4];
     let arena: &mut [u8] = bytemuck::cast_slice_mut(&mut arena);
@@ -357,22 +383,17 @@ fn clustering_runtime_matches_trainer() {
     for name in ["digits-kmeans.toml", "digits-hierarchical.toml"] {
         let spec = shipped(name);
         let ds = spec.dataset.as_ref().unwrap();
-        let all = trainer::data::load_csv(
-            &spec.spec_dir.join(&ds.path),
-            &trainer::data::CsvOptions {
-                label_column: ds.label_column.clone(),
-                header: ds.header,
-            },
-        )
-        .unwrap();
-        let (train, test) = trainer::data::split_stratified(&all, ds.test_fraction, ds.seed);
+        let all =
+            trainer::dataset::table::load_csv(&spec.dir.join(&ds.path), &ds.csv_options()).unwrap();
+        let (train, test) =
+            trainer::dataset::table::split_stratified(&all, ds.test_fraction, ds.seed);
         let c = if name.contains("kmeans") {
             clustering::kmeans(&train.features, 64, 10, 1).unwrap()
         } else {
             clustering::hierarchical(&train.features, 64, 10).unwrap()
         };
-        let blob = centroid_blob(&c).unwrap();
-        let (outputs, _) = run_blob(&blob, &test.features, &vec![0; test.len()]).unwrap();
+        let blob = centroid_blob(&c).encode().unwrap();
+        let outputs = run_blob(&blob, &test.features, &vec![0; test.len()]);
         for (i, o) in outputs.chunks_exact(2).enumerate() {
             let (k, d) = c.assign(test.row(i));
             assert_eq!(o[0] as usize, k, "{name} row {i}");
@@ -382,6 +403,5 @@ fn clustering_runtime_matches_trainer() {
                 o[1]
             );
         }
-        let _ = identity(1);
     }
 }

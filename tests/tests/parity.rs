@@ -2,6 +2,7 @@
 
 use runtime::{Arena, Model};
 use tests::{spec, train};
+use trainer::mlp::MlpFamily;
 
 #[test]
 fn digits_f32_runtime_matches_trainer_within_1e_4() {
@@ -27,8 +28,12 @@ fn digits_f32_runtime_matches_trainer_within_1e_4() {
 #[test]
 fn digits_int8_accuracy_tracks_f32() {
     let t = train(&spec("digits-mlp.toml", 30));
-    let f32_eval = trainer::export::evaluate(&t.f32_blob, &t.test).unwrap();
-    let int8_eval = trainer::export::evaluate(&t.int8_blob, &t.test).unwrap();
+    let f32_eval = trainer::classifier::evaluate_rows(&t.f32_blob, &t.test)
+        .unwrap()
+        .metric;
+    let int8_eval = trainer::classifier::evaluate_rows(&t.int8_blob, &t.test)
+        .unwrap()
+        .metric;
     println!(
         "f32 {:.4} int8 {:.4}",
         f32_eval.accuracy, int8_eval.accuracy
@@ -50,18 +55,18 @@ fn digits_int8_accuracy_tracks_f32() {
 fn iris_a_second_csv_dataset_goes_through_train_export_and_runtime() {
     let spec = spec("iris-mlp.toml", 200);
     let dir = tempfile::tempdir().unwrap();
-    let spec_path = tests::repo_root().join("models/specs/iris-mlp.toml");
-    let report = trainer::export::export_spec(&spec_path, dir.path(), false, false).unwrap();
+    let report = trainer::family::export(&MlpFamily, &spec, dir.path(), false, false).unwrap();
     assert_eq!(report.name, spec.name);
+    let classifier = report.details.classifier();
     assert!(
-        report.f32_accuracy >= 0.85,
+        classifier.f32_accuracy >= 0.85,
         "iris f32 accuracy {}",
-        report.f32_accuracy
+        classifier.f32_accuracy
     );
     assert!(
-        report.int8_accuracy >= 0.85,
+        classifier.int8_accuracy >= 0.85,
         "iris int8 accuracy {}",
-        report.int8_accuracy
+        classifier.int8_accuracy
     );
     // The written blobs load and run in the runtime.
     let blob = std::fs::read(dir.path().join(&spec.name).join("int8.bin")).unwrap();
@@ -69,7 +74,7 @@ fn iris_a_second_csv_dataset_goes_through_train_export_and_runtime() {
     assert_eq!((model.input_len(), model.output_len()), (4, 3));
     let vectors = std::fs::read(dir.path().join(&spec.name).join("int8.vectors")).unwrap();
     let vectors = runtime::TestVectors::from_bytes(&vectors).unwrap();
-    assert_eq!(vectors.count as usize, report.test_samples);
+    assert_eq!(vectors.count as usize, classifier.test_samples);
     let mut arena = Arena::<256>::new();
     for i in 0..vectors.count as usize {
         let out = model

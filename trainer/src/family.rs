@@ -1,163 +1,286 @@
-//! The one place that tells spec kinds apart for the commands: `train` and
-//! `export` ([`export`]) and `eval` ([`evaluate`]) dispatch here, so every
-//! kind a spec can name is handled by both.
+//! The plug-in shape of a model family, and the one pipeline every family
+//! goes through.
+//!
+//! A family (a folder such as `mlp/` or `transformer/`) implements
+//! [`Family`]: it parses its own spec tables, loads its data, trains,
+//! produces the blob of each numeric path (calibrating and quantizing for
+//! int8), evaluates a blob with the runtime, and finishes its report.
+//! Everything else is here, the same for all: reading the spec once, the
+//! fingerprint and the reuse of an up-to-date export, timing, encoding,
+//! writing blobs and test vectors, the atomic swap, `report.json` and the
+//! summary line ([`export`], [`evaluate`]).
+//!
+//! The command line reaches families through [`Plugin`], the object-safe
+//! face every [`Family`] has, from the registry in the crate root
+//! (`crate::FAMILIES`), where adding a family is one line.
 
 use std::path::Path;
+use std::time::Instant;
 
 use anyhow::Result;
+use runtime::Numeric;
 
-use crate::classical::{self, export as classical_export, selftrain, ClassicalSpec};
-use crate::transformer::{self, export as transformer_export, TransformerSpec};
-use crate::{export, recurrent, spec};
+use crate::blob::Blob;
+use crate::export::write_model;
+use crate::io::ExportDir;
+use crate::report::{numeric_name, BlobReport, Details, Evaluation, Metric, Report};
+use crate::spec::{self, Spec, SpecError, Tables};
+use crate::train::History;
 
-/// Which family's code reads a spec, from its `kind` key.
-enum Family {
-    /// No `kind` (or `"mlp"`): MLP on a CSV, or recurrent on a `.ts` pair.
-    Mlp,
-    Transformer,
-    SelfTraining,
-    /// The other classical kinds ([`classical::KINDS`]); an unknown kind is
-    /// refused by their loader.
-    Classical,
+/// Both numeric paths, f32 first.
+pub const F32_AND_INT8: &[Numeric] = &[Numeric::F32, Numeric::Int8];
+/// The f32 path alone.
+pub const F32_ONLY: &[Numeric] = &[Numeric::F32];
+
+/// A model family: what differs between, say, an MLP and a transformer.
+pub trait Family: Sync {
+    /// The spec `kind`s this family reads, e.g. `&["transformer"]`.
+    const KINDS: &'static [&'static str];
+    /// The family's own part of a spec (its tables, typed and checked).
+    type Spec;
+    /// The data of one export: training data, test data, calibration data.
+    type Data;
+    /// A trained (or fitted) f32 model.
+    type Model;
+    /// What a blob measures on the test data.
+    type Metric: Metric;
+    /// The family's part of `report.json`.
+    type Details: Details;
+
+    /// Parse and check the family's tables (`spec` holds the shared ones),
+    /// including every limit of the runtime that the spec alone decides:
+    /// this runs before any data is read.
+    fn parse(&self, spec: &Spec, tables: &mut Tables) -> Result<Self::Spec, SpecError>;
+
+    /// Load the data (checking the widths the data decides).
+    fn load(&self, spec: &Spec<Self::Spec>) -> Result<Self::Data>;
+
+    /// Train or fit the model.
+    fn train(
+        &self,
+        spec: &Spec<Self::Spec>,
+        data: &Self::Data,
+        progress: bool,
+    ) -> Result<Trained<Self::Model>>;
+
+    /// The numeric paths exported, f32 first.
+    fn numerics(&self, _spec: &Spec<Self::Spec>) -> &'static [Numeric] {
+        F32_AND_INT8
+    }
+
+    /// The model on one numeric path as layers; int8 calibrates on the
+    /// training data and quantizes ([`crate::quantize`]).
+    fn blob(
+        &self,
+        spec: &Spec<Self::Spec>,
+        data: &Self::Data,
+        model: &Self::Model,
+        numeric: Numeric,
+    ) -> Result<Blob>;
+
+    /// Run an encoded blob with the runtime over the test data.
+    fn evaluate(
+        &self,
+        spec: &Spec<Self::Spec>,
+        data: &Self::Data,
+        blob: &[u8],
+    ) -> Result<Evaluation<Self::Metric>>;
+
+    /// Files an export has besides blobs, test vectors and the report
+    /// (checked before an export is reused).
+    fn extra_files(&self, _spec: &Spec<Self::Spec>) -> &'static [&'static str] {
+        &[]
+    }
+
+    /// After the blobs and vectors are written: the report's details, and
+    /// the family's extra files (plots, ...) written into `dir`.
+    fn finish(
+        &self,
+        spec: &Spec<Self::Spec>,
+        data: &Self::Data,
+        trained: &Trained<Self::Model>,
+        runs: &[BlobRun<Self::Metric>],
+        dir: &ExportDir,
+    ) -> Result<Self::Details>;
 }
 
-fn family(spec: &Path) -> Result<Family> {
-    Ok(match classical::spec_kind(spec)?.as_str() {
-        "mlp" => Family::Mlp,
-        "transformer" => Family::Transformer,
-        "self-training" => Family::SelfTraining,
-        _ => Family::Classical,
-    })
+/// A trained model and its training history (empty when not trained
+/// epoch by epoch).
+#[derive(Debug, Clone)]
+pub struct Trained<M> {
+    /// The model.
+    pub model: M,
+    /// Loss and test score per epoch.
+    pub history: History,
 }
 
-/// Train and export one spec into `out_root/<name>/`, or with `reuse` keep
-/// an export that is up to date; returns the one-line summary.
-pub fn export(spec: &Path, out_root: &Path, reuse: bool) -> Result<String> {
-    Ok(match family(spec)? {
-        Family::Mlp => export::summary(&export::export_spec(spec, out_root, reuse, true)?),
-        Family::Transformer => {
-            transformer::summary(&transformer::export_spec(spec, out_root, reuse, true)?)
+impl<M> Trained<M> {
+    /// A model fitted without epochs.
+    pub fn fitted(model: M) -> Self {
+        Trained {
+            model,
+            history: History::default(),
         }
-        Family::SelfTraining | Family::Classical => {
-            classical::summary(&classical::export_spec(spec, out_root, reuse)?)
-        }
-    })
-}
-
-/// What a blob measured on its spec's test data, the same figure its
-/// export's report holds.
-#[derive(Debug, Clone, PartialEq)]
-pub enum BlobEval {
-    /// A classifier (MLP, recurrent, transformer, self-training).
-    Accuracy {
-        /// Share of test rows (or series) classified right.
-        accuracy: f64,
-        /// Test rows or series.
-        rows: usize,
-        /// Class names (index = class id).
-        class_names: Vec<String>,
-        /// `confusion[true][predicted]`.
-        confusion: Vec<Vec<usize>>,
-    },
-    /// k-means or hierarchical clustering.
-    Purity {
-        /// Cluster purity of the test rows.
-        purity: f64,
-        /// Test rows.
-        rows: usize,
-    },
-    /// An anomaly detector over windows of the test series.
-    AnomalyRank {
-        /// Rank of the labelled anomaly among the score peaks.
-        rank: Option<usize>,
-        /// Scored test windows.
-        windows: usize,
-    },
-    /// A causal forecaster over the test stream.
-    Forecast {
-        /// Rank of the labelled anomaly among the error peaks.
-        rank: Option<usize>,
-        /// Mean absolute next-value error, raw units.
-        mean_abs_error: f64,
-        /// Scored points.
-        points: usize,
-    },
-}
-
-fn accuracy(eval: export::Evaluation, rows: usize, class_names: &[String]) -> BlobEval {
-    BlobEval::Accuracy {
-        accuracy: eval.accuracy,
-        rows,
-        class_names: class_names.to_vec(),
-        confusion: eval.confusion,
     }
 }
 
-/// Run `blob` with the runtime over the test data of `spec` (its split, test
-/// series or stream), as its export did.
-pub fn evaluate(spec_path: &Path, blob: &[u8]) -> Result<BlobEval> {
-    Ok(match family(spec_path)? {
-        Family::Mlp => {
-            let spec = spec::load_spec(spec_path)?;
-            if recurrent::is_sequence_spec(&spec) {
-                let (_, test) = recurrent::load_sequences(&spec)?;
-                accuracy(
-                    recurrent::evaluate(blob, &test)?,
-                    test.len(),
-                    &test.class_names,
-                )
-            } else {
-                let (_, test) = export::load_split(&spec)?;
-                accuracy(
-                    export::evaluate(blob, &test)?,
-                    test.len(),
-                    &test.class_names,
-                )
+/// One exported blob and what it measured.
+#[derive(Debug, Clone)]
+pub struct BlobRun<M> {
+    /// Its numeric path.
+    pub numeric: Numeric,
+    /// The encoded blob.
+    pub blob: Vec<u8>,
+    /// Its run over the test data.
+    pub evaluation: Evaluation<M>,
+}
+
+/// The run of `numeric` among `runs`.
+pub fn run_of<M>(runs: &[BlobRun<M>], numeric: Numeric) -> Result<&BlobRun<M>> {
+    runs.iter()
+        .find(|r| r.numeric == numeric)
+        .ok_or_else(|| anyhow::anyhow!("no {} blob", numeric_name(numeric)))
+}
+
+/// The metrics of the f32 and the int8 run.
+pub fn f32_and_int8<M>(runs: &[BlobRun<M>]) -> Result<(&M, &M)> {
+    Ok((
+        &run_of(runs, Numeric::F32)?.evaluation.metric,
+        &run_of(runs, Numeric::Int8)?.evaluation.metric,
+    ))
+}
+
+/// Read the spec at `path` as one of `family`'s kinds.
+pub fn load<F: Family>(family: &F, path: &Path) -> Result<Spec<F::Spec>> {
+    let (spec, tables) = spec::read(path)?;
+    own(family, spec, tables)
+}
+
+/// Parse spec text as one of `family`'s kinds; `path` names the file in
+/// errors and anchors relative paths.
+pub fn parse<F: Family>(family: &F, text: &str, path: &Path) -> Result<Spec<F::Spec>> {
+    let (spec, tables) = spec::parse(text, path)?;
+    own(family, spec, tables)
+}
+
+/// The family's part of a spec, parsed from its tables; nothing may be left.
+fn own<F: Family>(family: &F, spec: Spec, mut tables: Tables) -> Result<Spec<F::Spec>> {
+    if !F::KINDS.contains(&spec.kind.as_str()) {
+        return Err(SpecError::UnknownKind {
+            path: spec.file,
+            kind: spec.kind,
+            known: F::KINDS.to_vec(),
+        }
+        .into());
+    }
+    let part = family.parse(&spec, &mut tables)?;
+    tables.finish()?;
+    Ok(spec.with(part))
+}
+
+/// Train and export one spec into `out_root/<name>/`, or with `reuse` keep
+/// an export that is up to date; the export's report.
+pub fn export<F: Family>(
+    family: &F,
+    spec: &Spec<F::Spec>,
+    out_root: &Path,
+    reuse: bool,
+    progress: bool,
+) -> Result<Report<F::Details>> {
+    let fingerprint = crate::export::fingerprint(&spec.file, &spec.data_files())?;
+    let numerics = family.numerics(spec);
+    let files: Vec<String> = numerics
+        .iter()
+        .flat_map(|&n| ["bin", "vectors"].map(|e| format!("{}.{e}", numeric_name(n))))
+        .chain(family.extra_files(spec).iter().map(|f| f.to_string()))
+        .collect();
+    write_model(
+        out_root,
+        &spec.name,
+        &fingerprint,
+        reuse.then_some(&files[..]),
+        |dir| {
+            let data = family.load(spec)?;
+            let started = Instant::now();
+            let trained = family.train(spec, &data, progress)?;
+            let training_seconds = started.elapsed().as_secs_f64();
+            let mut runs = Vec::new();
+            for &numeric in numerics {
+                let blob = family
+                    .blob(spec, &data, &trained.model, numeric)?
+                    .encode()?;
+                let evaluation = family.evaluate(spec, &data, &blob)?;
+                let name = numeric_name(numeric);
+                dir.write(&format!("{name}.bin"), &blob)?;
+                dir.write(&format!("{name}.vectors"), &evaluation.vectors)?;
+                runs.push(BlobRun {
+                    numeric,
+                    blob,
+                    evaluation,
+                });
             }
-        }
-        Family::SelfTraining => {
-            let (spec, _) = selftrain::load(spec_path)?;
-            let (_, test) = export::load_split(&spec)?;
-            accuracy(
-                export::evaluate(blob, &test)?,
-                test.len(),
-                &test.class_names,
-            )
-        }
-        Family::Transformer => {
-            let spec = TransformerSpec::load(spec_path)?;
-            if spec.series.is_some() {
-                let data = transformer_export::ForecastData::load(&spec)?;
-                let (_, errors, figures) = transformer_export::run_forecast(blob, &data)?;
-                BlobEval::Forecast {
-                    rank: figures["anomaly_rank"].as_u64().map(|r| r as usize),
-                    mean_abs_error: figures["mean_abs_error"].as_f64().unwrap_or(f64::NAN),
-                    points: errors.len(),
-                }
-            } else {
-                let (_, test, _) = transformer_export::classifier_data(&spec)?;
-                accuracy(
-                    export::evaluate(blob, &test)?,
-                    test.len(),
-                    &test.class_names,
-                )
-            }
-        }
-        Family::Classical => {
-            let spec = ClassicalSpec::load(spec_path)?;
-            if spec.dataset.is_some() {
-                let (_, test) = classical_export::clustering_split(&spec)?;
-                BlobEval::Purity {
-                    purity: classical_export::run_clustering(blob, &test)?.purity,
-                    rows: test.len(),
-                }
-            } else {
-                let data = classical_export::DetectorData::load(&spec)?;
-                BlobEval::AnomalyRank {
-                    rank: classical_export::run_detector(blob, &data)?.rank,
-                    windows: data.starts.len(),
-                }
-            }
-        }
-    })
+            let details = family.finish(spec, &data, &trained, &runs, dir)?;
+            let figures = |numeric| -> Result<BlobReport> {
+                let run = run_of(&runs, numeric)?;
+                BlobReport::new(&run.blob, run.evaluation.metric.blob_figure())
+            };
+            Ok(Report {
+                name: spec.name.clone(),
+                details,
+                f32: figures(Numeric::F32)?,
+                int8: match numerics.contains(&Numeric::Int8) {
+                    true => Some(figures(Numeric::Int8)?),
+                    false => None,
+                },
+                training_seconds,
+                fingerprint: fingerprint.clone(),
+            })
+        },
+    )
+}
+
+/// Run `blob` with the runtime over the test data of `spec`, as its export did.
+pub fn evaluate<F: Family>(family: &F, spec: &Spec<F::Spec>, blob: &[u8]) -> Result<F::Metric> {
+    let data = family.load(spec)?;
+    Ok(family.evaluate(spec, &data, blob)?.metric)
+}
+
+/// The object-safe face of a [`Family`], for the registry: the commands
+/// with a spec whose shared part is parsed.
+pub trait Plugin: Sync {
+    /// The spec kinds the family reads.
+    fn kinds(&self) -> &'static [&'static str];
+    /// [`export`] (with a progress bar); the summary line.
+    fn export(&self, spec: Spec, tables: Tables, out_root: &Path, reuse: bool) -> Result<String>;
+    /// [`evaluate`]; what `eval` prints after the blob's name.
+    fn evaluate(&self, spec: Spec, tables: Tables, blob: &[u8]) -> Result<String>;
+}
+
+impl<F: Family> Plugin for F {
+    fn kinds(&self) -> &'static [&'static str] {
+        F::KINDS
+    }
+
+    fn export(&self, spec: Spec, tables: Tables, out_root: &Path, reuse: bool) -> Result<String> {
+        let spec = own(self, spec, tables)?;
+        Ok(export(self, &spec, out_root, reuse, true)?.to_string())
+    }
+
+    fn evaluate(&self, spec: Spec, tables: Tables, blob: &[u8]) -> Result<String> {
+        let spec = own(self, spec, tables)?;
+        Ok(evaluate(self, &spec, blob)?.to_string())
+    }
+}
+
+/// The family of `families` that reads `spec`'s kind.
+pub fn find<'a>(families: &[&'a dyn Plugin], spec: &Spec) -> Result<&'a dyn Plugin, SpecError> {
+    families
+        .iter()
+        .find(|f| f.kinds().contains(&spec.kind.as_str()))
+        .copied()
+        .ok_or_else(|| SpecError::UnknownKind {
+            path: spec.file.clone(),
+            kind: spec.kind.clone(),
+            known: families.iter().flat_map(|f| f.kinds()).copied().collect(),
+        })
 }

@@ -1,20 +1,74 @@
-//! Trainer: fit models on real data, quantize them and export blobs for the runtime.
+//! Trainer: fit models on real data, quantize them and export blobs for the
+//! runtime.
 //!
-//! Data flows one way: [`spec`] (what to build) + [`data`] (real rows) →
-//! [`train`] (candle, f32) → [`quantize`] (calibrated int8) → [`export`] (blobs,
-//! test vectors, reports, plots). Evaluation always runs the exported blob
-//! through the `runtime` crate itself, so reported accuracy is the chip's.
+//! Imports run one way, from the bottom up:
+//!
+//! 1. [`io`], [`limits`], [`metrics`], [`plot`]: files, the runtime's
+//!    capacities, figures, pictures;
+//! 2. [`dataset`] (reading and splitting data, the input normalization),
+//!    [`quantize`] (the affine int8 arithmetic), [`blob`] (owned layers and
+//!    the one blob writer), [`runner`] (running blobs with the runtime:
+//!    every reported figure is the chip's), [`train`] (the candle training
+//!    loop), [`spec`] (a spec file parsed once), [`report`] (what an export
+//!    reports), [`export`] (writing an export all or nothing);
+//! 3. [`family`] (the [`Family`](family::Family) trait and the one pipeline
+//!    every family goes through), [`classifier`] and [`dense`] (what several
+//!    families build on: the classifier's end, the dense stack);
+//! 4. the families, one folder each, registered in [`FAMILIES`];
+//! 5. the command line (`main.rs`), through [`export_spec`] and
+//!    [`evaluate_spec`].
 
-pub mod classical;
-pub mod data;
+pub mod blob;
+pub mod classifier;
+pub mod dataset;
+pub mod dense;
 pub mod export;
 pub mod family;
 pub mod io;
 pub mod limits;
+pub mod metrics;
 pub mod plot;
 pub mod quantize;
-pub mod recurrent;
+pub mod report;
+pub mod runner;
 pub mod spec;
 pub mod train;
+
+use std::path::Path;
+
+use anyhow::Result;
+
+// The families, one folder each.
+pub mod classical;
+pub mod mlp;
+pub mod recurrent;
 pub mod transformer;
-pub mod ts;
+
+/// Every model family, each plugged in through [`family::Family`]: adding
+/// one is its folder (declared above) and its line here.
+pub static FAMILIES: &[&dyn family::Plugin] = &[
+    // Dense stacks on tabular data (kinds `mlp`, `self-training`).
+    &mlp::MlpFamily,
+    // RNN, LSTM and GRU classifiers of sequences (kind `recurrent`).
+    &recurrent::RecurrentFamily,
+    // Transformer classifiers and a causal forecaster (kind `transformer`).
+    &transformer::TransformerFamily,
+    // Clustering and anomaly detectors (kinds `kmeans`, `hierarchical`,
+    // `pca`, `autoencoder`, `isolation-forest`).
+    &classical::ClassicalFamily,
+];
+
+/// Train and export the spec at `spec` into `out_root/<name>/` (with a
+/// progress bar), or with `reuse` keep an export that is up to date; the
+/// one-line summary.
+pub fn export_spec(spec: &Path, out_root: &Path, reuse: bool) -> Result<String> {
+    let (parsed, tables) = spec::read(spec)?;
+    family::find(FAMILIES, &parsed)?.export(parsed, tables, out_root, reuse)
+}
+
+/// Run `blob` with the runtime over the test data of the spec at `spec`;
+/// what it measured, as `trainer eval` prints it after the blob's name.
+pub fn evaluate_spec(spec: &Path, blob: &[u8]) -> Result<String> {
+    let (parsed, tables) = spec::read(spec)?;
+    family::find(FAMILIES, &parsed)?.evaluate(parsed, tables, blob)
+}

@@ -8,7 +8,6 @@ use std::io::Write;
 use anyhow::{anyhow, Context, Result};
 use clap::{Parser, Subcommand};
 use runtime::Model;
-use trainer::family::{self, BlobEval};
 
 #[derive(Parser)]
 #[command(
@@ -75,50 +74,22 @@ fn run(cli: Cli, stdout: &mut impl Write) -> Result<()> {
     match cli.command {
         Command::Train { specs, out } => {
             for spec in specs {
-                say!(stdout, "{}", family::export(&spec, &out, false)?);
+                say!(stdout, "{}", trainer::export_spec(&spec, &out, false)?);
             }
         }
         Command::Export { specs, out, force } => {
             for spec in specs {
-                say!(stdout, "{}", family::export(&spec, &out, !force)?);
+                say!(stdout, "{}", trainer::export_spec(&spec, &out, !force)?);
             }
         }
         Command::Eval { blob, spec } => {
             let bytes = read_blob(&blob)?;
-            let b = blob.display();
-            let rank = |r: Option<usize>| r.map_or("none".to_string(), |r| r.to_string());
-            match family::evaluate(&spec, &bytes)? {
-                BlobEval::Accuracy {
-                    accuracy,
-                    rows,
-                    class_names,
-                    confusion,
-                } => {
-                    say!(stdout, "{b}: accuracy {:.2}% on {rows} test rows", 100.0 * accuracy);
-                    say!(stdout, "confusion (rows = true class, columns = predicted):");
-                    for (name, row) in class_names.iter().zip(&confusion) {
-                        let cells: Vec<String> = row.iter().map(|c| format!("{c:4}")).collect();
-                        say!(stdout, "  {name:>12} {}", cells.join(""));
-                    }
-                }
-                BlobEval::Purity { purity, rows } => {
-                    say!(stdout, "{b}: purity {:.2}% on {rows} test rows", 100.0 * purity);
-                }
-                BlobEval::AnomalyRank { rank: r, windows } => say!(
+            say!(
                 stdout,
-                    "{b}: anomaly rank {} among the score peaks over {windows} test windows",
-                    rank(r)
-                ),
-                BlobEval::Forecast {
-                    rank: r,
-                    mean_abs_error,
-                    points,
-                } => say!(
-                stdout,
-                    "{b}: anomaly rank {} among the error peaks, mean abs error {mean_abs_error:.4} over {points} points",
-                    rank(r)
-                ),
-            }
+                "{}: {}",
+                blob.display(),
+                trainer::evaluate_spec(&spec, &bytes)?
+            );
         }
         Command::Inspect { blob } => {
             let bytes = read_blob(&blob)?;

@@ -1,225 +1,64 @@
-//! Model specs: a TOML file saying which data to use, which model to build and
-//! how to train and quantize it.
+//! Model specs: a TOML file naming the model, its data, how to train and
+//! quantize it, and the family's own tables.
 //!
-//! ## Format
 //! ```toml
-//! name = "digits-mlp"                 # letters, digits, '-', '_', '.'; names the output folder
-//! [dataset]
-//! path = "../datasets/digits/digits.csv.gz"   # relative to this file
-//! label_column = "last"               # "last" (default), "first", 0-based index, or header name
-//! # header = true                     # default: auto-detect
-//! test_fraction = 0.2                 # default 0.2, must be in (0, 1)
-//! seed = 7                            # split seed, default 0
-//! [model]
-//! layers = ["dense 32", "relu", "save 0", "dense 32", "add 0", "relu", "dense 10", "softmax"]
-//! [training]
+//! name = "digits-mlp"      # letters, digits, '-', '_', '.'; names the output folder
+//! kind = "mlp"             # which family reads the rest; see below
+//! [dataset]                # or [series]: the data (crate::dataset)
+//! path = "../datasets/digits/digits.csv.gz"
+//! [training]               # candle families
 //! optimizer = { kind = "adam", learning_rate = 0.003 }   # or { kind = "sgd", learning_rate = 0.1, momentum = 0.9 }
 //! epochs = 60
 //! batch_size = 32
-//! seed = 1                            # default 0
-//! [quantization]                      # optional
-//! calibration_samples = 512           # default 512
+//! seed = 1                 # default 0
+//! [quantization]           # optional, families with an int8 blob
+//! calibration_samples = 512
+//! [model]                  # the family's own tables ([model], [transformer], [kmeans], ...)
+//! layers = ["dense 32", "relu", "dense 10", "softmax"]
 //! ```
 //!
-//! Layers are `dense N`, `relu`, `leaky_relu ALPHA`, `sigmoid`, `tanh`,
-//! `gelu`, `softmax`, `save SLOT` and `add SLOT` (residual: add the tensor
-//! saved in `SLOT`); slots are below [`MAX_SKIP_SLOTS`].
-//!
 //! ## Contract
-//! [`load_spec`] rejects anything the trainer could not build, each with a
-//! one-line [`SpecError`] naming the file and, for layers, the 1-based
-//! position in `model.layers`. Unknown keys are errors (a typo must not
-//! silently fall back to a default). What needs the data — the input width and
-//! the last layer's width matching the class count — is checked by the trainer.
+//! A spec is read and parsed once ([`read`], [`parse`]): the tables every
+//! family shares are typed and validated here ([`Spec`]), `kind` is read
+//! here and nowhere else, and the family that registered the kind parses
+//! its own tables from the rest ([`Tables`]), checking them against the
+//! runtime's limits before any data is read. A spec without `kind` predates
+//! kinds: it is `"recurrent"` when a layer of `[model]` is a recurrent cell,
+//! else `"mlp"`.
+//!
+//! Every rejection is one [`SpecError`] line starting with the spec's path.
+//! Unknown keys are errors (a typo must not silently fall back to a default).
 
-use std::fmt;
 use std::path::{Path, PathBuf};
 
+use runtime::format::Cell;
+use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 
-use crate::data::{CsvOptions, LabelColumn};
-use crate::limits;
+use crate::dataset::{DatasetSpec, SeriesSpec};
 
-pub use runtime::format::MAX_SKIP_SLOTS;
-
-/// A validated model spec.
+/// A parsed spec: the tables every family shares, and the family's own
+/// part `F` (`()` before the family has parsed it).
 #[derive(Debug, Clone, PartialEq)]
-pub struct ModelSpec {
+pub struct Spec<F = ()> {
     /// Model name; safe to use as a folder name.
     pub name: String,
-    /// Where the data comes from and how it is split.
-    pub dataset: DatasetSpec,
-    /// Layers in order.
-    pub model: Vec<LayerSpec>,
-    /// Optimizer and schedule.
-    pub training: TrainingSpec,
-    /// int8 calibration settings.
+    /// The family kind (see the module docs for a spec without one).
+    pub kind: String,
+    /// The spec file.
+    pub file: PathBuf,
+    /// Folder of the spec file; relative paths in the spec start here.
+    pub dir: PathBuf,
+    /// `[dataset]`: labelled rows or sequences.
+    pub dataset: Option<DatasetSpec>,
+    /// `[series]`: a series with a labelled anomaly.
+    pub series: Option<SeriesSpec>,
+    /// `[training]`: optimizer and schedule of candle families.
+    pub training: Option<TrainingSpec>,
+    /// `[quantization]`: int8 calibration (defaults when absent).
     pub quantization: QuantizationSpec,
-    /// Folder of the spec file; relative paths in the spec are relative to it.
-    pub spec_dir: PathBuf,
-}
-
-/// The `[dataset]` table.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct DatasetSpec {
-    /// CSV or gzip CSV file, relative to the spec file (or absolute).
-    pub path: PathBuf,
-    /// Which column holds the label.
-    #[serde(default)]
-    pub label_column: LabelColumn,
-    /// Whether the first row is a header; `None` auto-detects.
-    #[serde(default)]
-    pub header: Option<bool>,
-    /// Share of each class held out for testing, in (0, 1).
-    #[serde(default = "default_test_fraction")]
-    pub test_fraction: f64,
-    /// Seed of the train/test split.
-    #[serde(default)]
-    pub seed: u64,
-    /// A separate test file (relative to the spec file), used as the test
-    /// split instead of `test_fraction`; `.ts` datasets come as TRAIN/TEST pairs.
-    #[serde(default)]
-    pub test_path: Option<PathBuf>,
-}
-
-fn default_test_fraction() -> f64 {
-    0.2
-}
-
-/// One layer of the model, written in the spec as a short string.
-#[derive(Debug, Clone, Copy, PartialEq)]
-pub enum LayerSpec {
-    /// Fully connected layer with `units` outputs (`dense 32`).
-    Dense { units: usize },
-    /// `relu`
-    Relu,
-    /// `leaky_relu 0.01`: slope `alpha` for negative inputs.
-    LeakyRelu { alpha: f32 },
-    /// `sigmoid`
-    Sigmoid,
-    /// `tanh`
-    Tanh,
-    /// `gelu` (exact, erf-based)
-    Gelu,
-    /// `softmax`
-    Softmax,
-    /// `save 0`: remember the current tensor for a later `add 0`.
-    Save { slot: u8 },
-    /// `add 0`: add the tensor saved in slot 0 (a residual connection).
-    Add { slot: u8 },
-    /// `rnn 24`, `lstm 24`, `gru 24`: a recurrent layer with `units` hidden
-    /// values, run once per time step of a sequence dataset (`.ts`); see
-    /// `crate::recurrent`. Recurrent layers come first; the layers after the
-    /// last one are the head, run on its final hidden state.
-    Recurrent {
-        cell: runtime::format::Cell,
-        units: usize,
-    },
-}
-
-/// Layer keywords, for error messages.
-const KNOWN_LAYERS: &str =
-    "dense N, relu, leaky_relu ALPHA, sigmoid, tanh, gelu, softmax, save SLOT, add SLOT, rnn N, lstm N, gru N";
-
-impl fmt::Display for LayerSpec {
-    /// The spec's own syntax, so a displayed layer parses back to itself.
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            LayerSpec::Dense { units } => write!(f, "dense {units}"),
-            LayerSpec::Relu => f.write_str("relu"),
-            LayerSpec::LeakyRelu { alpha } => write!(f, "leaky_relu {alpha}"),
-            LayerSpec::Sigmoid => f.write_str("sigmoid"),
-            LayerSpec::Tanh => f.write_str("tanh"),
-            LayerSpec::Gelu => f.write_str("gelu"),
-            LayerSpec::Softmax => f.write_str("softmax"),
-            LayerSpec::Save { slot } => write!(f, "save {slot}"),
-            LayerSpec::Add { slot } => write!(f, "add {slot}"),
-            LayerSpec::Recurrent { cell, units } => write!(f, "{} {units}", cell.name()),
-        }
-    }
-}
-
-/// Why one layer string is wrong (before the file and position are attached).
-enum LayerProblem {
-    Unknown(String),
-    BadArguments(String),
-}
-
-impl LayerSpec {
-    /// Parse one layer string such as `"dense 32"`.
-    fn parse(text: &str) -> Result<LayerSpec, LayerProblem> {
-        let mut words = text.split_whitespace();
-        let keyword = words.next().unwrap_or("");
-        let args: Vec<&str> = words.collect();
-        let no_args = |layer: LayerSpec| {
-            if args.is_empty() {
-                Ok(layer)
-            } else {
-                Err(LayerProblem::BadArguments(format!(
-                    "{keyword} takes no arguments"
-                )))
-            }
-        };
-        let one_arg = || match args.as_slice() {
-            [arg] => Ok(*arg),
-            _ => Err(LayerProblem::BadArguments(format!(
-                "{keyword} takes exactly one argument"
-            ))),
-        };
-        let slot = || -> Result<u8, LayerProblem> {
-            let arg = one_arg()?;
-            match arg.parse::<u8>() {
-                Ok(slot) if usize::from(slot) < MAX_SKIP_SLOTS => Ok(slot),
-                _ => Err(LayerProblem::BadArguments(format!(
-                    "slot must be an integer from 0 to {}, got {arg:?}",
-                    MAX_SKIP_SLOTS - 1
-                ))),
-            }
-        };
-        match keyword {
-            "dense" => {
-                let arg = one_arg()?;
-                match arg.parse::<usize>() {
-                    Ok(units) if units > 0 => Ok(LayerSpec::Dense { units }),
-                    _ => Err(LayerProblem::BadArguments(format!(
-                        "units must be a positive integer, got {arg:?}"
-                    ))),
-                }
-            }
-            "leaky_relu" => {
-                let arg = one_arg()?;
-                match arg.parse::<f32>() {
-                    Ok(alpha) if alpha.is_finite() => Ok(LayerSpec::LeakyRelu { alpha }),
-                    _ => Err(LayerProblem::BadArguments(format!(
-                        "alpha must be a finite number, got {arg:?}"
-                    ))),
-                }
-            }
-            "rnn" | "lstm" | "gru" => {
-                let cell = match keyword {
-                    "rnn" => runtime::format::Cell::Rnn,
-                    "lstm" => runtime::format::Cell::Lstm,
-                    _ => runtime::format::Cell::Gru,
-                };
-                let arg = one_arg()?;
-                match arg.parse::<usize>() {
-                    Ok(units) if units > 0 => Ok(LayerSpec::Recurrent { cell, units }),
-                    _ => Err(LayerProblem::BadArguments(format!(
-                        "units must be a positive integer, got {arg:?}"
-                    ))),
-                }
-            }
-            "save" => Ok(LayerSpec::Save { slot: slot()? }),
-            "add" => Ok(LayerSpec::Add { slot: slot()? }),
-            "relu" => no_args(LayerSpec::Relu),
-            "sigmoid" => no_args(LayerSpec::Sigmoid),
-            "tanh" => no_args(LayerSpec::Tanh),
-            "gelu" => no_args(LayerSpec::Gelu),
-            "softmax" => no_args(LayerSpec::Softmax),
-            other => Err(LayerProblem::Unknown(other.to_string())),
-        }
-    }
+    /// The family's own tables.
+    pub family: F,
 }
 
 /// The `[training]` table.
@@ -255,7 +94,7 @@ pub enum OptimizerSpec {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct QuantizationSpec {
-    /// Training rows used to measure activation ranges; at least 1.
+    /// Training rows (or series, windows) used to measure activation ranges; at least 1.
     #[serde(default = "default_calibration_samples")]
     pub calibration_samples: usize,
 }
@@ -272,24 +111,6 @@ impl Default for QuantizationSpec {
     }
 }
 
-/// The file as written, before validation.
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct SpecFile {
-    name: String,
-    dataset: DatasetSpec,
-    model: ModelSection,
-    training: TrainingSpec,
-    #[serde(default)]
-    quantization: QuantizationSpec,
-}
-
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct ModelSection {
-    layers: Vec<String>,
-}
-
 /// Why a spec was rejected. Each message is a single line starting with the
 /// spec's path.
 #[derive(Debug, thiserror::Error)]
@@ -304,18 +125,27 @@ pub enum SpecError {
         source: std::io::Error,
     },
     /// Not valid TOML, a missing or unknown key, or a value of the wrong type.
-    #[error("{}: line {line}: {message}", path.display())]
+    #[error("{}: {}{message}", path.display(), line.map_or(String::new(), |l| format!("line {l}: ")))]
     Syntax {
         path: PathBuf,
-        line: usize,
+        /// 1-based line of the problem, when known.
+        line: Option<usize>,
         message: String,
     },
+    /// A `kind` no family reads.
+    #[error("{}: unknown kind {kind:?} (known: {})", path.display(), known.join(", "))]
+    UnknownKind {
+        path: PathBuf,
+        kind: String,
+        known: Vec<&'static str>,
+    },
     /// A layer keyword that is not known.
-    #[error("{}: layer {index}: unknown layer {keyword:?} (known: {KNOWN_LAYERS})", path.display())]
+    #[error("{}: layer {index}: unknown layer {keyword:?} (known: {known})", path.display())]
     UnknownLayer {
         path: PathBuf,
         index: usize,
         keyword: String,
+        known: &'static str,
     },
     /// A known layer with wrong arguments, such as `dense 0`.
     #[error("{}: layer {index}: {text:?}: {problem}", path.display())]
@@ -349,7 +179,7 @@ pub enum SpecError {
     #[error("{}: {field} {problem}", path.display())]
     InvalidValue {
         path: PathBuf,
-        field: &'static str,
+        field: String,
         problem: String,
     },
     /// Something the runtime would refuse, such as a width above its limit
@@ -362,8 +192,86 @@ pub enum SpecError {
     },
 }
 
-/// Read, parse and validate a spec file.
-pub fn load_spec(path: &Path) -> Result<ModelSpec, SpecError> {
+/// The file as written: the shared tables typed (so their errors have line
+/// numbers), the family's tables kept aside.
+#[derive(Deserialize)]
+struct SpecFile {
+    name: String,
+    #[serde(default)]
+    kind: Option<String>,
+    #[serde(default)]
+    dataset: Option<DatasetSpec>,
+    #[serde(default)]
+    series: Option<SeriesSpec>,
+    #[serde(default)]
+    training: Option<TrainingSpec>,
+    #[serde(default)]
+    quantization: Option<QuantizationSpec>,
+    #[serde(flatten)]
+    rest: toml::Table,
+}
+
+/// The tables of a spec that are the family's own, for its parser to take
+/// one by one; a table nobody takes is an unknown key.
+#[derive(Debug)]
+pub struct Tables {
+    path: PathBuf,
+    text: String,
+    rest: toml::Table,
+    /// Shared tables present in the file.
+    shared: Vec<&'static str>,
+}
+
+impl Tables {
+    /// Take table (or key) `name` as a `T`, if the spec has it.
+    pub fn take<T: DeserializeOwned>(&mut self, name: &str) -> Result<Option<T>, SpecError> {
+        let Some(value) = self.rest.remove(name) else {
+            return Ok(None);
+        };
+        value.try_into().map(Some).map_err(|e: toml::de::Error| {
+            self.syntax(Some(name), format!("{name}: {}", one_line(e.message())))
+        })
+    }
+
+    /// [`Tables::take`] of a table the family cannot do without.
+    pub fn require<T: DeserializeOwned>(&mut self, name: &str) -> Result<T, SpecError> {
+        self.take(name)?
+            .ok_or_else(|| self.syntax(None, format!("missing field `{name}`")))
+    }
+
+    /// Refuse the shared tables among `names` that this family does not read.
+    pub fn unused(&self, names: &[&str]) -> Result<(), SpecError> {
+        match names.iter().find(|n| self.shared.contains(n)) {
+            Some(name) => Err(self.syntax(Some(name), format!("unknown field `{name}`"))),
+            None => Ok(()),
+        }
+    }
+
+    /// Whether the spec has table `name` that nobody took yet.
+    pub fn has(&self, name: &str) -> bool {
+        self.rest.contains_key(name)
+    }
+
+    /// After the family's parser: anything left is unknown.
+    pub fn finish(self) -> Result<(), SpecError> {
+        match self.rest.keys().next() {
+            Some(key) => Err(self.syntax(Some(key), format!("unknown field `{key}`"))),
+            None => Ok(()),
+        }
+    }
+
+    /// A syntax error, at the line that starts key or table `key` if any.
+    fn syntax(&self, key: Option<&str>, message: String) -> SpecError {
+        SpecError::Syntax {
+            path: self.path.clone(),
+            line: key.and_then(|k| line_of_key(&self.text, k)),
+            message,
+        }
+    }
+}
+
+/// Read, parse and validate the shared part of a spec file.
+pub fn read(path: &Path) -> Result<(Spec, Tables), SpecError> {
     let text = std::fs::read_to_string(path).map_err(|source| {
         if source.kind() == std::io::ErrorKind::NotFound {
             SpecError::NotFound {
@@ -376,19 +284,18 @@ pub fn load_spec(path: &Path) -> Result<ModelSpec, SpecError> {
             }
         }
     })?;
-    parse_spec(&text, path)
+    parse(&text, path)
 }
 
-/// Parse and validate spec text; `path` names the file in errors and anchors
-/// relative paths.
-pub fn parse_spec(text: &str, path: &Path) -> Result<ModelSpec, SpecError> {
+/// Parse and validate the shared part of spec text; `path` names the file
+/// in errors and anchors relative paths.
+pub fn parse(text: &str, path: &Path) -> Result<(Spec, Tables), SpecError> {
     let file: SpecFile = toml::from_str(text).map_err(|e| syntax_error(path, text, &e))?;
-    let invalid = |field: &'static str, problem: String| SpecError::InvalidValue {
+    let invalid = |field: &str, problem: String| SpecError::InvalidValue {
         path: path.to_path_buf(),
-        field,
+        field: field.to_string(),
         problem,
     };
-
     if file.name.is_empty()
         || file.name.starts_with('.')
         || !file
@@ -402,23 +309,71 @@ pub fn parse_spec(text: &str, path: &Path) -> Result<ModelSpec, SpecError> {
             format!("{:?} must be non-empty ASCII letters, digits, '-', '_' or '.', not starting with '.'", file.name),
         ));
     }
-    let fraction = file.dataset.test_fraction;
-    if !(fraction > 0.0 && fraction < 1.0) {
-        return Err(invalid(
-            "dataset.test_fraction",
-            format!("must be between 0 and 1 (exclusive), got {fraction}"),
-        ));
+    if let Some(dataset) = &file.dataset {
+        let fraction = dataset.test_fraction;
+        if !(fraction > 0.0 && fraction < 1.0) {
+            return Err(invalid(
+                "dataset.test_fraction",
+                format!("must be between 0 and 1 (exclusive), got {fraction}"),
+            ));
+        }
     }
-    if file.training.epochs == 0 {
-        return Err(invalid("training.epochs", "must be at least 1".to_string()));
+    if let Some(series) = &file.series {
+        if series.train_stride == 0 {
+            return Err(invalid("series.train_stride", "must be at least 1".into()));
+        }
     }
-    if file.training.batch_size == 0 {
-        return Err(invalid(
-            "training.batch_size",
-            "must be at least 1".to_string(),
-        ));
+    if let Some(training) = &file.training {
+        check_training(training).map_err(|(field, problem)| invalid(field, problem))?;
     }
-    let (learning_rate, momentum) = match file.training.optimizer {
+    if let Some(q) = &file.quantization {
+        if q.calibration_samples == 0 {
+            return Err(invalid(
+                "quantization.calibration_samples",
+                "must be at least 1".into(),
+            ));
+        }
+    }
+    let kind = file.kind.clone().unwrap_or_else(|| legacy_kind(&file.rest));
+    let present = [
+        ("dataset", file.dataset.is_some()),
+        ("series", file.series.is_some()),
+        ("training", file.training.is_some()),
+        ("quantization", file.quantization.is_some()),
+    ];
+    let tables = Tables {
+        path: path.to_path_buf(),
+        text: text.to_string(),
+        shared: present.iter().filter(|p| p.1).map(|p| p.0).collect(),
+        rest: file.rest,
+    };
+    let dir = match path.parent() {
+        Some(dir) if !dir.as_os_str().is_empty() => dir.to_path_buf(),
+        _ => PathBuf::from("."),
+    };
+    let spec = Spec {
+        name: file.name,
+        kind,
+        file: path.to_path_buf(),
+        dir,
+        dataset: file.dataset,
+        series: file.series,
+        training: file.training,
+        quantization: file.quantization.unwrap_or_default(),
+        family: (),
+    };
+    Ok((spec, tables))
+}
+
+/// `(field, problem)` of the first invalid `[training]` value.
+fn check_training(t: &TrainingSpec) -> Result<(), (&'static str, String)> {
+    if t.epochs == 0 {
+        return Err(("training.epochs", "must be at least 1".into()));
+    }
+    if t.batch_size == 0 {
+        return Err(("training.batch_size", "must be at least 1".into()));
+    }
+    let (learning_rate, momentum) = match t.optimizer {
         OptimizerSpec::Adam { learning_rate } => (learning_rate, 0.0),
         OptimizerSpec::Sgd {
             learning_rate,
@@ -426,152 +381,112 @@ pub fn parse_spec(text: &str, path: &Path) -> Result<ModelSpec, SpecError> {
         } => (learning_rate, momentum),
     };
     if !(learning_rate > 0.0 && learning_rate.is_finite()) {
-        return Err(invalid(
+        return Err((
             "training.optimizer.learning_rate",
             format!("must be a positive number, got {learning_rate}"),
         ));
     }
     if !(0.0..1.0).contains(&momentum) {
-        return Err(invalid(
+        return Err((
             "training.optimizer.momentum",
             format!("must be in [0, 1), got {momentum}"),
         ));
     }
-    if file.quantization.calibration_samples == 0 {
-        return Err(invalid(
-            "quantization.calibration_samples",
-            "must be at least 1".to_string(),
-        ));
-    }
-
-    let model = parse_layers(path, &file.model.layers)?;
-    let spec_dir = match path.parent() {
-        Some(dir) if !dir.as_os_str().is_empty() => dir.to_path_buf(),
-        _ => PathBuf::from("."),
-    };
-    Ok(ModelSpec {
-        name: file.name,
-        dataset: file.dataset,
-        model,
-        training: file.training,
-        quantization: file.quantization,
-        spec_dir,
-    })
+    Ok(())
 }
 
-/// Parse the layer strings and check the residual wiring.
-fn parse_layers(path: &Path, texts: &[String]) -> Result<Vec<LayerSpec>, SpecError> {
-    let mut layers = Vec::with_capacity(texts.len());
-    // Per slot: (1-based layer index of the save, width saved if known).
-    let mut saved: [Option<(usize, Option<usize>)>; MAX_SKIP_SLOTS] = [None; MAX_SKIP_SLOTS];
-    // Width of the current tensor; unknown until the first dense layer
-    // because the input width comes from the data.
-    let mut width: Option<usize> = None;
-    for (i, text) in texts.iter().enumerate() {
-        let index = i + 1;
-        let layer = LayerSpec::parse(text).map_err(|problem| match problem {
-            LayerProblem::Unknown(keyword) => SpecError::UnknownLayer {
-                path: path.to_path_buf(),
-                index,
-                keyword,
-            },
-            LayerProblem::BadArguments(problem) => SpecError::BadLayerArguments {
-                path: path.to_path_buf(),
-                index,
-                text: text.clone(),
-                problem,
-            },
-        })?;
-        match layer {
-            LayerSpec::Dense { units } | LayerSpec::Recurrent { units, .. } => {
-                limits::WIDTH
-                    .check("width", units)
-                    .map_err(|problem| SpecError::AboveLimit {
-                        path: path.to_path_buf(),
-                        field: format!("layer {index} `{text}`"),
-                        problem,
-                    })?;
-                width = Some(units);
-            }
-            LayerSpec::Save { slot } => saved[usize::from(slot)] = Some((index, width)),
-            LayerSpec::Add { slot } => match saved[usize::from(slot)] {
-                None => {
-                    return Err(SpecError::AddWithoutSave {
-                        path: path.to_path_buf(),
-                        index,
-                        slot,
-                    })
-                }
-                Some((saved_at, Some(saved_width))) => {
-                    if let Some(width) = width.filter(|&w| w != saved_width) {
-                        return Err(SpecError::AddWidthMismatch {
-                            path: path.to_path_buf(),
-                            index,
-                            slot,
-                            width,
-                            saved_width,
-                            saved_at,
-                        });
-                    }
-                }
-                Some((_, None)) => {}
-            },
-            _ => {}
-        }
-        layers.push(layer);
-    }
-    if !layers.iter().any(|l| matches!(l, LayerSpec::Dense { .. })) {
-        return Err(SpecError::NoDenseLayer {
-            path: path.to_path_buf(),
-        });
-    }
-    let above = |problem| SpecError::AboveLimit {
-        path: path.to_path_buf(),
-        field: "model.layers".into(),
-        problem,
-    };
-    // Every spec layer becomes one blob layer, on both numeric paths.
-    limits::LAYERS
-        .check("layer count", layers.len())
-        .map_err(above)?;
-    if layers
-        .iter()
-        .any(|l| matches!(l, LayerSpec::Recurrent { .. }))
-    {
-        split_recurrent(&layers).map_err(above)?;
-    }
-    Ok(layers)
-}
-
-/// `(cell, units)` of each recurrent layer, and the head's layers.
-pub type RecurrentSplit = (Vec<(runtime::format::Cell, usize)>, Vec<LayerSpec>);
-
-/// A recurrent model's layers as the runtime accepts them: `(cell, units)`
-/// of the leading recurrent layers, then a head of dense layers and
-/// activations (no skip connections, no later recurrent layer).
-pub fn split_recurrent(layers: &[LayerSpec]) -> Result<RecurrentSplit, String> {
-    let rec: Vec<_> = layers
-        .iter()
-        .map_while(|l| match l {
-            LayerSpec::Recurrent { cell, units } => Some((*cell, *units)),
-            _ => None,
+/// The kind of a spec written before kinds: recurrent when a `[model]`
+/// layer is a cell (`rnn 8`, `lstm 8`, `gru 8`), else an MLP.
+fn legacy_kind(rest: &toml::Table) -> String {
+    let cells = [Cell::Rnn, Cell::Lstm, Cell::Gru].map(Cell::name);
+    let layers = rest
+        .get("model")
+        .and_then(|m| m.get("layers"))
+        .and_then(toml::Value::as_array);
+    let recurrent = layers.is_some_and(|layers| {
+        layers.iter().filter_map(toml::Value::as_str).any(|l| {
+            l.split_whitespace()
+                .next()
+                .is_some_and(|w| cells.contains(&w))
         })
-        .collect();
-    if rec.is_empty() {
-        return Err("a sequence model starts with rnn/lstm/gru layers".into());
+    });
+    if recurrent { "recurrent" } else { "mlp" }.to_string()
+}
+
+impl<F> Spec<F> {
+    /// This spec with the family's part.
+    pub fn with<G>(self, family: G) -> Spec<G> {
+        Spec {
+            name: self.name,
+            kind: self.kind,
+            file: self.file,
+            dir: self.dir,
+            dataset: self.dataset,
+            series: self.series,
+            training: self.training,
+            quantization: self.quantization,
+            family,
+        }
     }
-    let head = layers[rec.len()..].to_vec();
-    if let Some(l) = head.iter().find(|l| {
-        matches!(
-            l,
-            LayerSpec::Recurrent { .. } | LayerSpec::Save { .. } | LayerSpec::Add { .. }
-        )
-    }) {
-        return Err(format!(
-            "layer `{l}`: after the recurrent layers only dense layers and activations may follow (the runtime runs no skip connections in a recurrent model)"
-        ));
+
+    /// The `[dataset]` table (an error names it when the spec has none).
+    pub fn dataset(&self) -> Result<&DatasetSpec, SpecError> {
+        self.dataset.as_ref().ok_or_else(|| self.missing("dataset"))
     }
-    Ok((rec, head))
+
+    /// The `[series]` table.
+    pub fn series(&self) -> Result<&SeriesSpec, SpecError> {
+        self.series.as_ref().ok_or_else(|| self.missing("series"))
+    }
+
+    /// The `[training]` table.
+    pub fn training(&self) -> Result<&TrainingSpec, SpecError> {
+        self.training
+            .as_ref()
+            .ok_or_else(|| self.missing("training"))
+    }
+
+    /// The data files the export depends on: the dataset (and its test
+    /// file) or the series, resolved against the spec's folder.
+    pub fn data_files(&self) -> Vec<PathBuf> {
+        let mut files = Vec::new();
+        if let Some(d) = &self.dataset {
+            files.push(self.dir.join(&d.path));
+            files.extend(d.test_path.iter().map(|t| self.dir.join(t)));
+        }
+        if let Some(s) = &self.series {
+            files.push(self.dir.join(&s.train));
+            files.push(self.dir.join(&s.test));
+        }
+        files
+    }
+
+    /// A value error about `field` of this spec.
+    pub fn invalid(&self, field: &str, problem: impl Into<String>) -> SpecError {
+        SpecError::InvalidValue {
+            path: self.file.clone(),
+            field: field.to_string(),
+            problem: problem.into(),
+        }
+    }
+
+    /// `field` above one of the runtime's limits (`problem` from
+    /// [`crate::limits::Limit::check`]).
+    pub fn above(&self, field: &str, problem: String) -> SpecError {
+        SpecError::AboveLimit {
+            path: self.file.clone(),
+            field: field.to_string(),
+            problem,
+        }
+    }
+
+    fn missing(&self, table: &str) -> SpecError {
+        SpecError::Syntax {
+            path: self.file.clone(),
+            line: None,
+            message: format!("missing field `{table}`"),
+        }
+    }
 }
 
 /// One line from a TOML error: its message and the line it points at (toml's
@@ -580,48 +495,59 @@ fn syntax_error(path: &Path, text: &str, error: &toml::de::Error) -> SpecError {
     let line = error.span().map_or(1, |span| {
         text[..span.start.min(text.len())].matches('\n').count() + 1
     });
-    let message = error
-        .message()
+    SpecError::Syntax {
+        path: path.to_path_buf(),
+        line: Some(line),
+        message: one_line(error.message()),
+    }
+}
+
+fn one_line(message: &str) -> String {
+    message
         .lines()
         .map(str::trim)
         .filter(|l| !l.is_empty())
         .collect::<Vec<_>>()
-        .join("; ");
-    SpecError::Syntax {
-        path: path.to_path_buf(),
-        line,
-        message,
-    }
+        .join("; ")
 }
 
-impl ModelSpec {
-    /// The dataset file, resolved against the spec's folder.
-    pub fn dataset_path(&self) -> PathBuf {
-        self.spec_dir.join(&self.dataset.path)
-    }
+/// The 1-based line where top-level key `key` (`key = ...`, before the
+/// first table) or table `[key]` starts.
+fn line_of_key(text: &str, key: &str) -> Option<usize> {
+    let mut top_level = true;
+    text.lines()
+        .position(|line| {
+            let line = line.trim_start();
+            if let Some(table) = line.strip_prefix('[') {
+                top_level = false;
+                let name = table.trim_start_matches('[').trim_start();
+                return name
+                    .strip_prefix(key)
+                    .is_some_and(|t| t.trim_start().starts_with([']', '.']));
+            }
+            top_level
+                && line
+                    .strip_prefix(key)
+                    .is_some_and(|t| t.trim_start().starts_with('='))
+        })
+        .map(|i| i + 1)
+}
 
-    /// The data files the export depends on: the dataset, and the test
-    /// file when there is one.
-    pub fn data_files(&self) -> Vec<PathBuf> {
-        let mut files = vec![self.dataset_path()];
-        files.extend(self.dataset.test_path.iter().map(|t| self.spec_dir.join(t)));
-        files
-    }
-
-    /// How to read the dataset.
-    pub fn csv_options(&self) -> CsvOptions {
-        CsvOptions {
-            label_column: self.dataset.label_column.clone(),
-            header: self.dataset.header,
+impl OptimizerSpec {
+    /// The (peak) learning rate.
+    pub fn learning_rate(&self) -> f64 {
+        match *self {
+            OptimizerSpec::Adam { learning_rate } | OptimizerSpec::Sgd { learning_rate, .. } => {
+                learning_rate
+            }
         }
     }
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    const GOOD: &str = r#"
+pub(crate) mod fixture {
+    /// A good MLP spec, as `specs/test.toml`.
+    pub(crate) const GOOD: &str = r#"
 name = "digits-mlp"
 [dataset]
 path = "../datasets/digits/digits.csv.gz"
@@ -637,18 +563,17 @@ batch_size = 32
 seed = 1
 "#;
 
-    fn parse(text: &str) -> Result<ModelSpec, SpecError> {
-        parse_spec(text, Path::new("specs/test.toml"))
-    }
-
     /// GOOD with one line replaced.
-    fn with(old: &str, new: &str) -> String {
+    pub(crate) fn with(old: &str, new: &str) -> String {
         assert!(GOOD.contains(old), "{old}");
         GOOD.replacen(old, new, 1)
     }
 
-    fn error_of(text: &str) -> String {
-        let message = parse(text).unwrap_err().to_string();
+    /// The message of a rejected spec, checked to be one line naming the file.
+    pub(crate) fn one_line_error<T: std::fmt::Debug, E: std::fmt::Display>(
+        result: Result<T, E>,
+    ) -> String {
+        let message = result.unwrap_err().to_string();
         assert!(!message.contains('\n'), "error must be one line: {message}");
         assert!(
             message.starts_with("specs/test.toml"),
@@ -656,83 +581,72 @@ seed = 1
         );
         message
     }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::fixture::{one_line_error, with, GOOD};
+    use super::*;
+
+    fn parse_good(text: &str) -> Result<(Spec, Tables), SpecError> {
+        parse(text, Path::new("specs/test.toml"))
+    }
+
+    fn error_of(text: &str) -> String {
+        one_line_error(parse_good(text))
+    }
 
     #[test]
-    fn good_spec_parses() {
-        let spec = parse(GOOD).unwrap();
-        assert_eq!(spec.name, "digits-mlp");
+    fn shared_tables_parse() {
+        let (spec, tables) = parse_good(GOOD).unwrap();
         assert_eq!(
-            spec.dataset_path(),
-            Path::new("specs/../datasets/digits/digits.csv.gz")
+            (spec.name.as_str(), spec.kind.as_str()),
+            ("digits-mlp", "mlp")
         );
+        assert_eq!(spec.dir, Path::new("specs"));
         assert_eq!(
-            spec.csv_options(),
-            CsvOptions {
-                label_column: LabelColumn::Last,
-                header: None
-            }
+            spec.data_files(),
+            [Path::new("specs/../datasets/digits/digits.csv.gz")]
         );
-        assert_eq!(spec.dataset.test_fraction, 0.2);
-        assert_eq!(spec.dataset.seed, 7);
-        use LayerSpec::*;
+        let dataset = spec.dataset().unwrap();
+        assert_eq!((dataset.test_fraction, dataset.seed), (0.2, 7));
+        let training = spec.training().unwrap();
         assert_eq!(
-            spec.model,
-            [
-                Dense { units: 32 },
-                Relu,
-                Save { slot: 0 },
-                Dense { units: 32 },
-                Relu,
-                Dense { units: 32 },
-                Add { slot: 0 },
-                Relu,
-                Dense { units: 10 },
-                Softmax
-            ]
-        );
-        assert_eq!(
-            spec.training.optimizer,
+            training.optimizer,
             OptimizerSpec::Adam {
                 learning_rate: 0.003
             }
         );
         assert_eq!(
-            (
-                spec.training.epochs,
-                spec.training.batch_size,
-                spec.training.seed
-            ),
+            (training.epochs, training.batch_size, training.seed),
             (60, 32, 1)
         );
         assert_eq!(spec.quantization.calibration_samples, 512);
+        assert!(tables.has("model"));
+        assert!(tables.unused(&["training"]).is_err());
+        assert!(tables.unused(&["series"]).is_ok());
     }
 
     #[test]
-    fn every_layer_kind_parses_and_displays_back() {
-        let text = with(
-            r#"layers = ["dense 32", "relu", "save 0", "dense 32", "relu", "dense 32", "add 0", "relu", "dense 10", "softmax"]"#,
-            r#"layers = ["save 3", "dense 8", "leaky_relu 0.1", "sigmoid", "tanh", "gelu", "add 3", "dense  2", "softmax"]"#,
-        );
-        let spec = parse(&text).unwrap();
-        assert_eq!(spec.model[2], LayerSpec::LeakyRelu { alpha: 0.1 });
-        let shown: Vec<String> = spec.model.iter().map(|l| l.to_string()).collect();
+    fn kind_is_read_once_and_inferred_for_old_specs() {
+        let kind = |text: &str| parse_good(text).unwrap().0.kind;
+        assert_eq!(kind(GOOD), "mlp");
         assert_eq!(
-            shown,
-            [
-                "save 3",
-                "dense 8",
-                "leaky_relu 0.1",
-                "sigmoid",
-                "tanh",
-                "gelu",
-                "add 3",
-                "dense 2",
-                "softmax"
-            ]
+            kind(&with(
+                r#""dense 32", "relu", "save 0""#,
+                r#""lstm 8", "relu", "save 0""#
+            )),
+            "recurrent"
         );
-        for (layer, text) in spec.model.iter().zip(&shown) {
-            assert!(matches!(LayerSpec::parse(text), Ok(l) if l == *layer));
-        }
+        assert_eq!(
+            kind(&with(
+                "name = \"digits-mlp\"",
+                "name = \"x\"\nkind = \"pca\""
+            )),
+            "pca"
+        );
+        let message = error_of(&with("name = \"digits-mlp\"", "name = \"x\"\nkind = 3"));
+        assert!(message.contains("line 3: invalid type"), "{message}");
     }
 
     #[test]
@@ -743,8 +657,6 @@ name = "iris"
 path = "/data/iris.csv"
 label_column = "species"
 header = true
-[model]
-layers = ["dense 3", "softmax"]
 [training]
 optimizer = { kind = "sgd", learning_rate = 0.1, momentum = 0.9 }
 epochs = 1
@@ -752,126 +664,27 @@ batch_size = 1
 [quantization]
 calibration_samples = 64
 "#;
-        let spec = parse(text).unwrap();
-        assert_eq!(spec.dataset_path(), Path::new("/data/iris.csv"));
+        let (spec, _) = parse_good(text).unwrap();
+        let dataset = spec.dataset().unwrap();
+        assert_eq!(spec.data_files(), [Path::new("/data/iris.csv")]);
         assert_eq!(
-            spec.csv_options(),
-            CsvOptions {
-                label_column: LabelColumn::Name("species".into()),
+            dataset.csv_options(),
+            crate::dataset::CsvOptions {
+                label_column: crate::dataset::LabelColumn::Name("species".into()),
                 header: Some(true)
             }
         );
-        assert_eq!(spec.dataset.test_fraction, 0.2);
+        assert_eq!(dataset.test_fraction, 0.2);
+        let training = spec.training().unwrap();
         assert_eq!(
-            spec.training.optimizer,
+            training.optimizer,
             OptimizerSpec::Sgd {
                 learning_rate: 0.1,
                 momentum: 0.9
             }
         );
         assert_eq!(spec.quantization.calibration_samples, 64);
-        assert_eq!(spec.training.seed, 0);
-    }
-
-    #[test]
-    fn unknown_layer_lists_known_ones() {
-        let message = error_of(&with(r#""save 0", "dense 32""#, r#""save 0", "densse 32""#));
-        assert!(
-            message.contains(r#"layer 4: unknown layer "densse""#),
-            "{message}"
-        );
-        assert!(
-            message.contains("dense N, relu, leaky_relu ALPHA"),
-            "{message}"
-        );
-    }
-
-    #[test]
-    fn bad_layer_arguments() {
-        let cases = [
-            (
-                r#""dense 10""#,
-                r#""dense 0""#,
-                r#"layer 9: "dense 0": units must be a positive integer"#,
-            ),
-            (
-                r#""dense 10""#,
-                r#""dense""#,
-                r#"layer 9: "dense": dense takes exactly one argument"#,
-            ),
-            (
-                r#""dense 10""#,
-                r#""dense ten""#,
-                r#"layer 9: "dense ten": units must be a positive integer"#,
-            ),
-            (
-                r#""relu", "save 0""#,
-                r#""relu 2", "save 0""#,
-                r#"layer 2: "relu 2": relu takes no arguments"#,
-            ),
-            (
-                r#""relu", "save 0""#,
-                r#""leaky_relu nan", "save 0""#,
-                "alpha must be a finite number",
-            ),
-            (
-                r#""save 0""#,
-                r#""save -1""#,
-                "slot must be an integer from 0 to 3",
-            ),
-        ];
-        for (old, new, expected) in cases {
-            let message = error_of(&with(old, new));
-            assert!(message.contains(expected), "{new}: {message}");
-        }
-    }
-
-    #[test]
-    fn slot_out_of_range() {
-        let message = error_of(&with(r#""save 0""#, r#""save 4""#));
-        assert!(
-            message.contains(r#"layer 3: "save 4": slot must be an integer from 0 to 3, got "4""#),
-            "{message}"
-        );
-    }
-
-    #[test]
-    fn add_needs_an_earlier_save() {
-        let message = error_of(&with(r#""add 0""#, r#""add 1""#));
-        assert!(
-            message.contains(r#"layer 7: "add 1" has no earlier "save 1""#),
-            "{message}"
-        );
-        // The save must come before the add, not after.
-        let message = error_of(&with(
-            r#""save 0", "dense 32", "relu", "dense 32", "add 0""#,
-            r#""add 0", "dense 32", "relu", "dense 32", "save 0""#,
-        ));
-        assert!(
-            message.contains(r#"layer 3: "add 0" has no earlier "save 0""#),
-            "{message}"
-        );
-    }
-
-    #[test]
-    fn add_of_different_widths_is_rejected() {
-        let message = error_of(&with(r#""dense 32", "add 0""#, r#""dense 16", "add 0""#));
-        assert!(
-            message.contains(r#"layer 7: "add 0" adds width 16 to width 32 saved at layer 3"#),
-            "{message}"
-        );
-    }
-
-    #[test]
-    fn no_dense_layer() {
-        let message = error_of(&with(
-            r#"layers = ["dense 32", "relu", "save 0", "dense 32", "relu", "dense 32", "add 0", "relu", "dense 10", "softmax"]"#,
-            r#"layers = ["relu", "softmax"]"#,
-        ));
-        assert!(
-            message.ends_with("model.layers has no dense layer"),
-            "{message}"
-        );
+        assert_eq!(training.seed, 0);
     }
 
     #[test]
@@ -945,34 +758,20 @@ calibration_samples = 64
         assert!(message.contains("unknown field `beta`"), "{message}");
         let message = error_of(&with("epochs = 60", "epochs = \"sixty\""));
         assert!(message.contains("line 12: invalid type"), "{message}");
+        // A table no family reads is unknown too, at its line.
+        let (_, tables) = parse_good(&with("seed = 1\n", "seed = 1\n[extra]\nx = 1\n")).unwrap();
+        let message = tables.finish().unwrap_err().to_string();
+        assert!(
+            message.contains("line 15: unknown field `extra`"),
+            "{message}"
+        );
     }
 
     #[test]
     fn missing_file() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("absent.toml");
-        let message = load_spec(&path).unwrap_err().to_string();
+        let message = read(&path).unwrap_err().to_string();
         assert_eq!(message, format!("spec not found: {}", path.display()));
-    }
-
-    #[test]
-    fn shipped_specs_load_and_point_at_real_datasets() {
-        let specs = Path::new(env!("CARGO_MANIFEST_DIR")).join("../models/specs");
-        for (file, classes) in [("digits-mlp.toml", 10), ("iris-mlp.toml", 3)] {
-            let spec = load_spec(&specs.join(file)).unwrap();
-            assert!(
-                spec.dataset_path().is_file(),
-                "{}",
-                spec.dataset_path().display()
-            );
-            assert_eq!(
-                spec.model.iter().rev().find_map(|l| match l {
-                    LayerSpec::Dense { units } => Some(*units),
-                    _ => None,
-                }),
-                Some(classes),
-                "{file}: last dense width must be the class count"
-            );
-        }
     }
 }

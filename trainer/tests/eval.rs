@@ -150,7 +150,15 @@ pool = "mean"
         // Written from the classifier `Report` itself, like the other
         // classifiers' (f32 losses as f32, not widened through a JSON value).
         let text = std::fs::read_to_string(dir.path().join("out/m/report.json")).unwrap();
-        let typed: trainer::export::Report = serde_json::from_str(&text).unwrap();
+        let typed: trainer::report::Report<trainer::transformer::TransformerReport> =
+            serde_json::from_str(&text).unwrap();
+        assert!(
+            matches!(
+                typed.details,
+                trainer::transformer::TransformerReport::Classifier(_)
+            ),
+            "{text}"
+        );
         assert_eq!(serde_json::to_string_pretty(&typed).unwrap(), text);
     }
 }

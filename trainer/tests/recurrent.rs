@@ -6,24 +6,24 @@ use std::path::{Path, PathBuf};
 
 use runtime::format::Cell;
 use runtime::Model;
-use trainer::recurrent::{self, quantize_series, Buffers, SequenceModel};
-use trainer::spec::parse_spec;
-use trainer::ts::{self, SeriesSet};
+use trainer::dataset::{sequences, Normalization, Sequences};
+use trainer::recurrent::{self, RecurrentFamily, SequenceModel};
+use trainer::runner::{quantize_series, Buffers};
 
 fn root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
 }
 
-fn data() -> (SeriesSet, SeriesSet) {
+fn data() -> (Sequences, Sequences) {
     let dir = root().join("models/datasets/basic-motions");
     (
-        ts::load_ts(&dir.join("BasicMotions_TRAIN.ts")).unwrap(),
-        ts::load_ts(&dir.join("BasicMotions_TEST.ts")).unwrap(),
+        sequences::load(&dir.join("BasicMotions_TRAIN.ts")).unwrap(),
+        sequences::load(&dir.join("BasicMotions_TEST.ts")).unwrap(),
     )
 }
 
 /// A small model trained for a few epochs (enough for parity checks, fast in CI).
-fn tiny(cell: &str, layers: &str, train: &SeriesSet, test: &SeriesSet) -> SequenceModel {
+fn tiny(cell: &str, layers: &str, train: &Sequences, test: &Sequences) -> SequenceModel {
     let text = format!(
         r#"name = "tiny-{cell}"
 [dataset]
@@ -38,14 +38,16 @@ batch_size = 10
 seed = 3
 "#
     );
-    let spec = parse_spec(&text, &root().join("models/specs/tiny.toml")).unwrap();
-    let norm = ts::fit_channel_normalization(train);
-    recurrent::train_sequence(&spec, norm, train, test, false)
+    let path = root().join("models/specs/tiny.toml");
+    let spec = trainer::family::parse(&RecurrentFamily, &text, &path).unwrap();
+    let norm = Normalization::per_channel(train);
+    let training = spec.training().unwrap();
+    recurrent::train::train(&spec.family, training, norm, train, test, false)
         .unwrap()
         .0
 }
 
-fn calibration(set: &SeriesSet) -> Vec<&[f32]> {
+fn calibration(set: &Sequences) -> Vec<&[f32]> {
     set.series.iter().map(Vec::as_slice).collect()
 }
 
@@ -102,9 +104,14 @@ fn each_cell_matches_the_trainer_and_streams_exactly() {
         ("stacked", r#""gru 6", "lstm 6", "dense 4", "softmax""#),
     ] {
         let model = tiny(cell, layers, &train, &test);
-        let f32_blob = recurrent::f32_blob(&model).unwrap();
-        let q = recurrent::quantize_sequence(&model, &calibration(&train)).unwrap();
-        let int8_blob = recurrent::int8_blob(&q, &model).unwrap();
+        let f32_blob = recurrent::export::f32_blob(&model)
+            .unwrap()
+            .encode()
+            .unwrap();
+        let int8_blob = recurrent::quantize::int8_blob(&model, &calibration(&train))
+            .unwrap()
+            .encode()
+            .unwrap();
 
         for set in [&test, &ragged] {
             let series = calibration(set);
@@ -127,7 +134,7 @@ fn each_cell_matches_the_trainer_and_streams_exactly() {
             check_streaming(&f32_blob, &series);
             check_streaming(&int8_blob, &series);
         }
-        let f32_eval = recurrent::evaluate(&f32_blob, &ragged).unwrap();
+        let f32_eval = trainer::classifier::evaluate_sequences(&f32_blob, &ragged).unwrap();
         let vectors = runtime::TestVectors::from_bytes(&f32_eval.vectors).unwrap();
         assert_eq!(vectors.steps(3), 43);
         assert_eq!(vectors.input_bytes(3).len(), 43 * 6 * 4);

@@ -6,13 +6,24 @@
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use runtime::Model;
-use trainer::data::Normalization;
-use trainer::recurrent::Buffers;
-use trainer::transformer::blob::f32_blob;
-use trainer::transformer::export::run_stream;
-use trainer::transformer::quantize::{int8_blob, quantize};
-use trainer::transformer::spec::{PoolKind, PositionKind, TransformerSpec};
-use trainer::transformer::{Config, Transformer};
+use trainer::dataset::Normalization;
+use trainer::runner::{run_stream, Buffers};
+use trainer::transformer::quantize::quantize;
+use trainer::transformer::spec::{PoolKind, PositionKind};
+use trainer::transformer::{export, Config, Transformer, TransformerFamily};
+
+/// The f32 blob of `t`, encoded.
+fn f32_blob(t: &Transformer) -> anyhow::Result<Vec<u8>> {
+    export::f32_blob(t).encode()
+}
+
+/// The int8 blob of `t` quantized as `q`, encoded.
+fn int8_blob(
+    t: &Transformer,
+    q: &trainer::transformer::quantize::QuantizedTransformer,
+) -> anyhow::Result<Vec<u8>> {
+    q.clone().blob(t).encode()
+}
 
 const TOKENS: usize = 6;
 const WIDTH: usize = 5;
@@ -318,7 +329,7 @@ epochs = 1
 batch_size = 4
 "#;
     let path = std::path::Path::new("specs/t.toml");
-    TransformerSpec::parse(good, path).unwrap();
+    trainer::family::parse(&TransformerFamily, good, path).unwrap();
     let cases = [
         (
             "heads = 2",
@@ -354,7 +365,7 @@ batch_size = 4
     ];
     for (old, new, expected) in cases {
         let text = good.replacen(old, new, 1);
-        match TransformerSpec::parse(&text, path) {
+        match trainer::family::parse(&TransformerFamily, &text, path) {
             Ok(_) => assert!(expected.is_empty(), "{new}: accepted"),
             Err(e) => {
                 let message = e.to_string();
@@ -368,12 +379,12 @@ batch_size = 4
     let causal = good
         .replacen("pool = \"mean\"", "pool = \"causal\"\nvocab = 32", 1)
         .replacen("position = \"rope\"", "position = \"relative\"", 1);
-    let message = TransformerSpec::parse(&causal, path)
+    let message = trainer::family::parse(&TransformerFamily, &causal, path)
         .unwrap_err()
         .to_string();
     assert!(message.contains("[series] is required"), "{message}");
     let sinusoidal_causal = causal.replacen("\"relative\"", "\"sinusoidal\"", 1);
-    let message = TransformerSpec::parse(&sinusoidal_causal, path)
+    let message = trainer::family::parse(&TransformerFamily, &sinusoidal_causal, path)
         .unwrap_err()
         .to_string();
     assert!(
@@ -391,7 +402,8 @@ fn shipped_specs_load() {
         "basicmotions-transformer",
         "ucr-forecaster",
     ] {
-        let spec = TransformerSpec::load(&dir.join(format!("{name}.toml"))).unwrap();
+        let spec =
+            trainer::family::load(&TransformerFamily, &dir.join(format!("{name}.toml"))).unwrap();
         for file in spec.data_files() {
             assert!(file.is_file(), "{}", file.display());
         }

@@ -8,7 +8,7 @@
 //!   and the anomaly described by `report.json`'s `series`, and how many windows
 //!   the chip's decision (output 1) flags.
 //!
-//! The definitions match the trainer's (`trainer::classical::series`), which
+//! The definitions match the trainer's (`trainer::metrics`), which
 //! reports the same metrics from the host runtime's outputs; the demo prints both.
 
 use std::collections::HashMap;

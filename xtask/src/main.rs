@@ -6,6 +6,8 @@
 //!   matrix, QEMU parity of every exported model, the minimal application.
 //! - `bench`: instructions per inference and per MAC for the demo models and
 //!   synthetic dense layers, next to the CMSIS-NN reference figures.
+//! - `reproduce`: retrain every spec and compare with the committed exports
+//!   byte for byte (not in `test`: other CPUs may train to other floats).
 
 mod bench;
 mod chip;
@@ -17,6 +19,7 @@ mod minimal;
 mod qemu;
 mod recurrent;
 mod report;
+mod reproduce;
 mod synth;
 mod targets;
 mod test;
@@ -53,6 +56,8 @@ enum Command {
     Test,
     /// Instruction counts of the demo models and synthetic dense layers.
     Bench,
+    /// Retrain every model spec and compare with models/exported/ byte for byte.
+    Reproduce,
     /// Fuzz the model loader (cargo-fuzz) for N seconds per target.
     Fuzz {
         /// Seconds per target.
@@ -97,6 +102,7 @@ fn main() -> ExitCode {
         Command::Demo { no_export, model } => report::demo(!no_export, model.as_deref()),
         Command::Test => test::test(),
         Command::Bench => bench::bench(),
+        Command::Reproduce => reproduce::reproduce(),
         Command::Fuzz { seconds } => fuzz::fuzz(seconds),
         Command::Run {
             core,

@@ -1,5 +1,6 @@
 //! k-means (linfa-clustering) and agglomerative Ward clustering (kodama),
-//! both ending as centroids for the runtime's nearest-centroid layer.
+//! both ending as centroids for the runtime's nearest-centroid layer
+//! ([`centroid_blob`]).
 
 use anyhow::{anyhow, bail, Result};
 use linfa::prelude::*;
@@ -7,6 +8,11 @@ use linfa_clustering::KMeans;
 use ndarray::Array2;
 use rand_xoshiro::rand_core::SeedableRng;
 use rand_xoshiro::Xoshiro256Plus;
+use serde::{Deserialize, Serialize};
+
+use super::spec::Clustering;
+use crate::blob::{le_bytes, Blob, Layer};
+use crate::dataset::{Dataset, Normalization};
 
 /// Fitted centroids, `k x dim` row-major f32.
 #[derive(Debug, Clone)]
@@ -135,5 +141,67 @@ pub fn hierarchical(rows: &[f32], dim: usize, k: usize) -> Result<Centroids> {
         k: ids.len(),
         dim,
         values,
+    })
+}
+
+/// Blob of a nearest-centroid model (raw inputs).
+pub fn centroid_blob(c: &Centroids) -> Blob {
+    Blob::f32(
+        Normalization::identity(c.dim),
+        2,
+        vec![Layer::NearestCentroidF32 {
+            dim: c.dim as u32,
+            k: c.k as u32,
+            centroids: le_bytes(&c.values),
+        }],
+    )
+}
+
+/// Fitted clusters.
+#[derive(Debug, Clone)]
+pub struct Clusters {
+    /// The centroids the blob holds.
+    pub centroids: Centroids,
+    /// k-means: the elbow curve.
+    pub inertia_by_k: Option<Vec<InertiaAt>>,
+    /// Hierarchical: the linkage.
+    pub linkage: Option<&'static str>,
+}
+
+/// One point of the elbow curve.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct InertiaAt {
+    /// Clusters.
+    pub k: usize,
+    /// Inertia of the fit with `k` clusters.
+    pub inertia: f64,
+}
+
+/// Fit the spec's clustering on the training rows; k-means also over its
+/// `k_range` (the elbow curve, default `[2, 16]`).
+pub fn fit(spec: &Clustering, train: &Dataset) -> Result<Clusters> {
+    let dim = train.feature_count;
+    Ok(match spec {
+        Clustering::KMeans(c) => {
+            let [lo, hi] = c.k_range.unwrap_or([2, 16]);
+            let mut curve = Vec::new();
+            for k in lo.max(1)..=hi {
+                let fit = kmeans(&train.features, dim, k, c.seed)?;
+                curve.push(InertiaAt {
+                    k,
+                    inertia: fit.inertia(&train.features),
+                });
+            }
+            Clusters {
+                centroids: kmeans(&train.features, dim, c.k, c.seed)?,
+                inertia_by_k: Some(curve),
+                linkage: None,
+            }
+        }
+        Clustering::Hierarchical(c) => Clusters {
+            centroids: hierarchical(&train.features, dim, c.k)?,
+            inertia_by_k: None,
+            linkage: Some("ward"),
+        },
     })
 }

@@ -15,6 +15,8 @@ use rand_chacha::ChaCha8Rng;
 
 use runtime::kernels::classical::LEAF;
 
+use crate::blob::LeBytes;
+
 /// One node; child indices are relative to the tree's first node.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub enum Node {
@@ -184,7 +186,7 @@ impl IsolationForest {
                     tree.len()
                 );
             }
-            roots.extend(start.to_le_bytes());
+            start.append(&mut roots);
             start += tree.len() as u32;
             for node in tree {
                 let (f, l, r, v) = match *node {
@@ -196,10 +198,10 @@ impl IsolationForest {
                     } => (feature as u16, left as u16, right as u16, threshold),
                     Node::Leaf { path_length } => (LEAF, 0, 0, path_length as f32),
                 };
-                nodes.extend(f.to_le_bytes());
-                nodes.extend(l.to_le_bytes());
-                nodes.extend(r.to_le_bytes());
-                nodes.extend(v.to_le_bytes());
+                f.append(&mut nodes);
+                l.append(&mut nodes);
+                r.append(&mut nodes);
+                v.append(&mut nodes);
             }
         }
         Ok([roots, nodes])

@@ -1,21 +1,21 @@
 //! Reconstruction-error detectors: PCA (linfa-reduction) and a dense
-//! autoencoder (candle, the spine's dense layers). Both become
-//! `save 0, <dense layers>, squared-error 0` on the chip, so they share the
-//! runtime's dense kernel; see [`super::export`].
+//! autoencoder (a dense stack, [`crate::dense`], trained on the shared
+//! loop). Both become `save 0, <dense layers>, squared-error 0` on the chip,
+//! so they share the runtime's dense kernel; see [`super::export`].
 
 use anyhow::{anyhow, bail, Result};
-use candle_core::{DType, Device, Tensor, Var};
-use candle_nn::{AdamW, Optimizer, ParamsAdamW};
+use candle_core::{Device, Tensor};
 use linfa::prelude::*;
 use linfa_reduction::Pca;
 use ndarray::Array2;
-use rand::seq::SliceRandom;
-use rand::{Rng, SeedableRng};
+use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 
-use crate::data::Normalization;
-use crate::spec::LayerSpec;
-use crate::train::{Layer, Mlp};
+use super::spec::AutoencoderSpec;
+use crate::dataset::Normalization;
+use crate::dense::{Init, Layer, LayerSpec, Mlp, Net};
+use crate::spec::OptimizerSpec;
+use crate::train::{self, Schedule, Settings};
 
 /// A dense reconstruction model on normalized inputs: the layers map the
 /// normalized input back onto itself.
@@ -103,106 +103,61 @@ pub fn pca(
     })
 }
 
-/// Autoencoder settings.
-#[derive(Debug, Clone, Copy)]
-pub struct AutoencoderTraining {
-    pub epochs: usize,
-    pub batch_size: usize,
-    pub learning_rate: f64,
-    pub seed: u64,
-}
-
 /// A dense autoencoder `d -> hidden... -> d` with `activation` after every
-/// hidden layer and a linear output, trained with Adam on the mean squared
-/// reconstruction error of normalized rows.
+/// hidden layer and a linear output, trained with Adam (settings of
+/// [`AutoencoderSpec`]) on the mean squared
+/// reconstruction error of normalized rows. Glorot-uniform weights and
+/// then the batches come from one generator seeded with `seed`.
 pub fn autoencoder(
     normalized: &[f32],
     normalization: Normalization,
-    hidden: &[usize],
-    activation: LayerSpec,
-    t: AutoencoderTraining,
+    a: &AutoencoderSpec,
 ) -> Result<Reconstructor> {
+    let Some(activation) = a.activation_layer() else {
+        bail!(
+            "autoencoder.activation {:?}: use relu, tanh, sigmoid or gelu",
+            a.activation
+        );
+    };
     let d = normalization.feature_count();
     let n = normalized.len() / d;
     let device = Device::Cpu;
-    let mut rng = ChaCha8Rng::seed_from_u64(t.seed);
-    let mut widths = vec![d];
-    widths.extend_from_slice(hidden);
-    widths.push(d);
-    let mut params = Vec::new();
-    for pair in widths.windows(2) {
-        let (i, o) = (pair[0], pair[1]);
-        let bound = (6.0 / (i + o) as f32).sqrt(); // Glorot uniform
-        let w: Vec<f32> = (0..i * o)
-            .map(|_| rng.random_range(-bound..bound))
-            .collect();
-        params.push((
-            Var::from_tensor(&Tensor::from_vec(w, (o, i), &device)?)?,
-            Var::from_tensor(&Tensor::zeros(o, DType::F32, &device)?)?,
-        ));
+    let mut layers = Vec::new();
+    for &h in &a.hidden {
+        layers.extend([LayerSpec::Dense { units: h }, activation]);
     }
-    let act = |x: &Tensor| -> candle_core::Result<Tensor> {
-        match activation {
-            LayerSpec::Relu => x.relu(),
-            LayerSpec::Tanh => x.tanh(),
-            LayerSpec::Sigmoid => candle_nn::ops::sigmoid(x),
-            LayerSpec::Gelu => x.gelu_erf(),
-            _ => Ok(x.clone()),
-        }
-    };
-    let forward = |x: &Tensor| -> candle_core::Result<Tensor> {
-        let mut x = x.clone();
-        for (k, (w, b)) in params.iter().enumerate() {
-            x = x
-                .matmul(&w.as_tensor().t()?)?
-                .broadcast_add(b.as_tensor())?;
-            if k + 1 < params.len() {
-                x = act(&x)?;
-            }
-        }
-        Ok(x)
-    };
-    let vars: Vec<Var> = params
-        .iter()
-        .flat_map(|(w, b)| [w.clone(), b.clone()])
-        .collect();
-    let mut opt = AdamW::new(
-        vars,
-        ParamsAdamW {
-            lr: t.learning_rate,
-            weight_decay: 0.0,
-            ..Default::default()
+    layers.push(LayerSpec::Dense { units: d });
+    let mut rng = ChaCha8Rng::seed_from_u64(a.seed);
+    let mut vars = Vec::new();
+    let net = Net::init(&layers, d, Init::Glorot, &mut rng, &mut vars)?;
+    let settings = Settings {
+        epochs: a.epochs,
+        batch_size: a.batch_size,
+        optimizer: OptimizerSpec::Adam {
+            learning_rate: a.learning_rate,
         },
-    )?;
-    let mut order: Vec<usize> = (0..n).collect();
-    for _ in 0..t.epochs {
-        order.shuffle(&mut rng);
-        for batch in order.chunks(t.batch_size.max(1)) {
+        schedule: Schedule::Constant,
+        progress: None,
+    };
+    train::run(
+        vars,
+        &settings,
+        &mut rng,
+        n,
+        |batch| {
             let mut xs = Vec::with_capacity(batch.len() * d);
             for &i in batch {
                 xs.extend_from_slice(&normalized[i * d..(i + 1) * d]);
             }
             let x = Tensor::from_vec(xs, (batch.len(), d), &device)?;
-            let loss = (forward(&x)? - &x)?.sqr()?.mean_all()?;
-            opt.backward_step(&loss)?;
-        }
-    }
-    let mut layers = Vec::new();
-    for (k, (w, b)) in params.iter().enumerate() {
-        layers.push(Layer::Dense {
-            inputs: widths[k],
-            outputs: widths[k + 1],
-            weights: w.as_tensor().flatten_all()?.to_vec1::<f32>()?,
-            bias: b.as_tensor().to_vec1::<f32>()?,
-        });
-        if k + 1 < params.len() {
-            layers.push(Layer::Op(activation));
-        }
-    }
+            Ok((net.forward(&x, false, None)? - &x)?.sqr()?.mean_all()?)
+        },
+        || Ok(None),
+    )?;
     Ok(Reconstructor {
         mlp: Mlp {
             input_len: d,
-            layers,
+            layers: net.to_layers(d)?,
             normalization,
         },
     })

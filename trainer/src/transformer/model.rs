@@ -27,8 +27,9 @@ use candle_core::{Device, Tensor, D};
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 
-use crate::data::Normalization;
-use crate::transformer::spec::{PoolKind, PositionKind, TransformerSection};
+use crate::dataset::Normalization;
+use crate::quantize::Range;
+use crate::transformer::spec::{PoolKind, PositionKind, TransformerSpec};
 
 /// LayerNorm epsilon of every norm in the model.
 pub const LN_EPS: f32 = 1e-5;
@@ -60,7 +61,7 @@ pub struct Config {
 
 impl Config {
     /// From a spec section and the data's input width and output count.
-    pub fn new(t: &TransformerSection, input_len: usize, outputs: usize) -> Result<Config> {
+    pub fn new(t: &TransformerSpec, input_len: usize, outputs: usize) -> Result<Config> {
         if !input_len.is_multiple_of(t.tokens) {
             bail!(
                 "the input has {input_len} values, which do not split into {} equal tokens",
@@ -254,12 +255,7 @@ impl Transformer {
 
     /// Normalize raw inputs (`n x input_len`) as the runtime does.
     pub fn normalize(&self, raw: &[f32]) -> Vec<f32> {
-        let len = self.config.input_len();
-        let mut out = vec![0.0; raw.len()];
-        for (src, dst) in raw.chunks_exact(len).zip(out.chunks_exact_mut(len)) {
-            self.normalization.apply(src, dst);
-        }
-        out
+        self.normalization.rows(raw)
     }
 
     /// The candle forward pass on raw inputs (`n x input_len`): `n x outputs`
@@ -286,30 +282,10 @@ impl Transformer {
     }
 }
 
-/// `[lo, hi]` of the values a tensor took, always containing 0.
-#[derive(Debug, Clone, Copy, Default, PartialEq)]
-pub struct Range {
-    /// Smallest value seen (at most 0).
-    pub lo: f32,
-    /// Largest value seen (at least 0).
-    pub hi: f32,
-}
-
-impl Range {
-    fn merge(&mut self, values: &[f32]) {
-        for &v in values {
-            self.lo = self.lo.min(v);
-            self.hi = self.hi.max(v);
-        }
-    }
-    fn merge_tensor(&mut self, t: &Tensor) -> candle_core::Result<()> {
-        self.merge(&t.flatten_all()?.to_vec1::<f32>()?);
-        Ok(())
-    }
-    /// Largest magnitude.
-    pub fn abs_max(&self) -> f32 {
-        self.lo.abs().max(self.hi.abs())
-    }
+/// Widen `range` to the values of `t`.
+fn merge_tensor(range: &mut Range, t: &Tensor) -> candle_core::Result<()> {
+    range.merge(&t.flatten_all()?.to_vec1::<f32>()?);
+    Ok(())
 }
 
 /// Observed ranges inside one block.
@@ -565,7 +541,7 @@ impl Net {
         let mut h = match &self.input_bias {
             Some(bias) => {
                 if let Some(r) = ranges.as_deref_mut() {
-                    r.input.merge_tensor(x)?;
+                    merge_tensor(&mut r.input, x)?;
                 }
                 dense(x, &self.input_weight, bias)?
             }
@@ -579,19 +555,19 @@ impl Net {
             h = Tensor::cat(&[&cls, &h], 1)?;
         }
         if let Some(r) = ranges.as_deref_mut() {
-            r.embedded.merge_tensor(&h)?;
+            merge_tensor(&mut r.embedded, &h)?;
             if let Some(cls) = &self.class_token {
-                r.embedded.merge_tensor(cls)?;
+                merge_tensor(&mut r.embedded, cls)?;
             }
             if c.vocab.is_some() {
                 // Every table row is a possible output, seen in training or not.
-                r.embedded.merge_tensor(&self.input_weight)?;
+                merge_tensor(&mut r.embedded, &self.input_weight)?;
             }
         }
         if let Some(pe) = &self.sinusoidal {
             h = h.broadcast_add(pe)?;
             if let Some(r) = ranges.as_deref_mut() {
-                r.positioned.merge_tensor(&h)?;
+                merge_tensor(&mut r.positioned, &h)?;
             }
         }
         if let Some(r) = ranges.as_deref_mut() {
@@ -603,7 +579,7 @@ impl Net {
         }
         h = layer_norm(&h, &self.final_norm)?;
         if let Some(r) = ranges.as_deref_mut() {
-            r.final_norm.merge_tensor(&h)?;
+            merge_tensor(&mut r.final_norm, &h)?;
         }
         let pooled = match c.pool {
             PoolKind::Mean => h.mean(1)?,
@@ -614,7 +590,7 @@ impl Net {
             .broadcast_matmul(&self.head_weight.t()?)?
             .broadcast_add(&self.head_bias)?;
         if let Some(r) = ranges {
-            r.head.merge_tensor(&y)?;
+            merge_tensor(&mut r.head, &y)?;
         }
         Ok(match c.pool {
             PoolKind::Causal => y.squeeze(D::Minus1)?,
@@ -642,17 +618,17 @@ impl Net {
         };
         let (mut q, mut k, v) = (split(0)?, split(dim)?, split(2 * dim)?);
         if let Some(r) = ranges.as_deref_mut() {
-            r.norm1.merge_tensor(&normed)?;
-            r.q.merge_tensor(&q)?;
-            r.k.merge_tensor(&k)?;
-            r.v.merge_tensor(&v)?;
+            merge_tensor(&mut r.norm1, &normed)?;
+            merge_tensor(&mut r.q, &q)?;
+            merge_tensor(&mut r.k, &k)?;
+            merge_tensor(&mut r.v, &v)?;
         }
         if let Some((cos, sin)) = &self.rope {
             q = rotate(&q, cos, sin)?;
             k = rotate(&k, cos, sin)?;
             if let Some(r) = ranges.as_deref_mut() {
-                r.q.merge_tensor(&q)?;
-                r.k.merge_tensor(&k)?;
+                merge_tensor(&mut r.q, &q)?;
+                merge_tensor(&mut r.k, &k)?;
             }
         }
         let mut scores =
@@ -689,14 +665,14 @@ impl Net {
         let ff2 = dense(&gelu, &b.ff2_weight, &b.ff2_bias)?;
         let residual2 = (&residual1 + &ff2)?;
         if let Some(r) = ranges {
-            r.context.merge_tensor(&context)?;
-            r.attention.merge_tensor(&attention)?;
-            r.residual1.merge_tensor(&residual1)?;
-            r.norm2.merge_tensor(&normed2)?;
-            r.ff1.merge_tensor(&ff1)?;
-            r.gelu.merge_tensor(&gelu)?;
-            r.ff2.merge_tensor(&ff2)?;
-            r.residual2.merge_tensor(&residual2)?;
+            merge_tensor(&mut r.context, &context)?;
+            merge_tensor(&mut r.attention, &attention)?;
+            merge_tensor(&mut r.residual1, &residual1)?;
+            merge_tensor(&mut r.norm2, &normed2)?;
+            merge_tensor(&mut r.ff1, &ff1)?;
+            merge_tensor(&mut r.gelu, &gelu)?;
+            merge_tensor(&mut r.ff2, &ff2)?;
+            merge_tensor(&mut r.residual2, &residual2)?;
         }
         Ok(residual2)
     }

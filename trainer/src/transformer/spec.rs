@@ -15,7 +15,7 @@
 //! ff = 64                   # width of each block's feed-forward layer
 //! position = "sinusoidal"   # "sinusoidal" | "relative" | "rope" | "none"
 //! pool = "mean"             # "mean" | "cls" (learned class token) | "causal" (forecaster)
-//! [training]                # as for MLPs (adam only)
+//! [training]                # as for every candle family (adam only)
 //! optimizer = { kind = "adam", learning_rate = 0.003 }
 //! epochs = 40
 //! batch_size = 32
@@ -44,13 +44,10 @@
 //!
 //! Every rejected value gives a one-line error naming the file and the key.
 
-use std::path::{Path, PathBuf};
-
-use anyhow::{anyhow, Result};
 use serde::Deserialize;
 
 use crate::limits;
-use crate::spec::{DatasetSpec, OptimizerSpec, QuantizationSpec, TrainingSpec};
+use crate::spec::{OptimizerSpec, Spec, SpecError, Tables};
 
 /// How positions reach the model.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
@@ -78,10 +75,10 @@ pub enum PoolKind {
     Causal,
 }
 
-/// The `[transformer]` table.
+/// The `[transformer]` table: the transformer family's part of a spec.
 #[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct TransformerSection {
+pub struct TransformerSpec {
     /// Tokens per input (the context of a causal model).
     pub tokens: usize,
     /// Model width.
@@ -101,63 +98,12 @@ pub struct TransformerSection {
     pub vocab: Option<usize>,
 }
 
-/// The `[series]` table of a forecaster.
-#[derive(Debug, Clone, PartialEq, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct ForecastSeries {
-    /// Normal training series (`timestamp,value,is_anomaly` CSV).
-    pub train: PathBuf,
-    /// Test series; it may begin with the training part, which is skipped.
-    pub test: PathBuf,
-    /// Step between training windows.
-    #[serde(default = "one")]
-    pub train_stride: usize,
-}
-
-fn one() -> usize {
-    1
-}
-
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct SpecFile {
-    name: String,
-    kind: String,
-    #[serde(default)]
-    dataset: Option<DatasetSpec>,
-    #[serde(default)]
-    series: Option<ForecastSeries>,
-    transformer: TransformerSection,
-    training: TrainingSpec,
-    #[serde(default)]
-    quantization: QuantizationSpec,
-}
-
-/// A validated transformer spec.
-#[derive(Debug, Clone, PartialEq)]
-pub struct TransformerSpec {
-    /// Model name (output folder).
-    pub name: String,
-    /// Classifier data (`None` for a forecaster).
-    pub dataset: Option<DatasetSpec>,
-    /// Forecaster data (`None` for a classifier).
-    pub series: Option<ForecastSeries>,
-    /// The architecture.
-    pub transformer: TransformerSection,
-    /// Optimizer and schedule.
-    pub training: TrainingSpec,
-    /// int8 calibration.
-    pub quantization: QuantizationSpec,
-    /// Folder of the spec file (relative paths start here).
-    pub spec_dir: PathBuf,
-}
-
 /// Blob layers of one encoder block: save, norm, attention, add, save, norm,
 /// dense, GELU, dense, add.
 const LAYERS_PER_BLOCK: usize = 10;
 
 /// Layers a blob of this architecture holds (must fit `MAX_LAYERS`).
-pub fn layer_count(t: &TransformerSection) -> usize {
+pub fn layer_count(t: &TransformerSpec) -> usize {
     let positional = usize::from(t.position == PositionKind::Sinusoidal);
     let (cls, pool, softmax) = match t.pool {
         PoolKind::Mean => (0, 1, 1),
@@ -168,226 +114,138 @@ pub fn layer_count(t: &TransformerSection) -> usize {
     2 + cls + positional + LAYERS_PER_BLOCK * t.blocks + 1 + pool + 1 + softmax
 }
 
-impl TransformerSpec {
-    /// Read and validate a spec file.
-    pub fn load(path: &Path) -> Result<TransformerSpec> {
-        let text = crate::io::read_text(path, "spec")?;
-        Self::parse(&text, path)
+/// Parse and check the `[transformer]` table and which data it reads.
+pub fn parse(spec: &Spec, tables: &mut Tables) -> Result<TransformerSpec, SpecError> {
+    let training = spec.training()?;
+    let t: TransformerSpec = tables.require("transformer")?;
+    let invalid = |field: &str, problem: &str| spec.invalid(field, problem);
+    let above = |field: &str, check: Result<(), String>| check.map_err(|p| spec.above(field, p));
+    if t.tokens == 0 {
+        return Err(invalid("transformer.tokens", "must be at least 1"));
     }
-
-    /// Validate spec text; `path` names the file in errors and anchors relative paths.
-    pub fn parse(text: &str, path: &Path) -> Result<TransformerSpec> {
-        let p = path.display();
-        let file: SpecFile =
-            toml::from_str(text).map_err(|e| anyhow!("{p}: {}", e.message().trim()))?;
-        let invalid = |field: &str, problem: String| anyhow!("{p}: {field} {problem}");
-        if file.kind != "transformer" {
-            return Err(invalid(
-                "kind",
-                format!("must be \"transformer\", got {:?}", file.kind),
-            ));
-        }
-        if file.name.is_empty()
-            || file.name.starts_with('.')
-            || !file
-                .name
-                .chars()
-                .all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c))
-        {
-            return Err(invalid(
-                "name",
-                format!(
-                    "{:?} must be ASCII letters, digits, '-', '_' or '.'",
-                    file.name
-                ),
-            ));
-        }
-        let t = &file.transformer;
-        let above = |field: &str, check: Result<(), String>| {
-            check.map_err(|problem| anyhow!("{p}: {field}: {problem}"))
-        };
-        if t.tokens == 0 {
-            return Err(invalid("transformer.tokens", "must be at least 1".into()));
-        }
-        // Every tensor holds all rows (tokens and the class token), and the
-        // runtime's width limit applies to the whole tensor.
-        let rows = t.tokens + usize::from(t.pool == PoolKind::Cls);
-        above(
-            "transformer.tokens",
-            limits::TOKENS.check("token count", rows),
-        )?;
-        if t.dim == 0 {
-            return Err(invalid("transformer.dim", "must be at least 1".into()));
-        }
-        above(
-            "transformer.dim",
-            limits::WIDTH.check(&format!("width {rows} x {} =", t.dim), rows * t.dim),
-        )?;
-        // The q, k, v projection is one `3 dim` wide product per row.
-        above(
-            "transformer.dim",
-            limits::WIDTH.check(&format!("q, k, v width 3 x {} =", t.dim), 3 * t.dim),
-        )?;
-        if t.heads == 0 || !t.dim.is_multiple_of(t.heads) {
-            return Err(invalid(
-                "transformer.heads",
-                format!("must divide dim {} exactly, got {}", t.dim, t.heads),
-            ));
-        }
-        if t.position == PositionKind::Rope && !(t.dim / t.heads).is_multiple_of(2) {
-            return Err(invalid(
-                "transformer.position",
-                format!(
-                    "\"rope\" rotates pairs: dim / heads must be even, got {}",
-                    t.dim / t.heads
-                ),
-            ));
-        }
-        if t.ff == 0 {
-            return Err(invalid("transformer.ff", "must be at least 1".into()));
-        }
-        above(
-            "transformer.ff",
-            limits::WIDTH.check(&format!("width {rows} x {} =", t.ff), rows * t.ff),
-        )?;
-        if t.blocks == 0 {
-            return Err(invalid("transformer.blocks", "must be at least 1".into()));
-        }
-        above(
+    // Every tensor holds all rows (tokens and the class token), and the
+    // runtime's width limit applies to the whole tensor.
+    let rows = t.tokens + usize::from(t.pool == PoolKind::Cls);
+    above(
+        "transformer.tokens",
+        limits::TOKENS.check("token count", rows),
+    )?;
+    if t.dim == 0 {
+        return Err(invalid("transformer.dim", "must be at least 1"));
+    }
+    above(
+        "transformer.dim",
+        limits::WIDTH.check(&format!("width {rows} x {} =", t.dim), rows * t.dim),
+    )?;
+    // The q, k, v projection is one `3 dim` wide product per row.
+    above(
+        "transformer.dim",
+        limits::WIDTH.check(&format!("q, k, v width 3 x {} =", t.dim), 3 * t.dim),
+    )?;
+    if t.heads == 0 || !t.dim.is_multiple_of(t.heads) {
+        return Err(invalid(
+            "transformer.heads",
+            &format!("must divide dim {} exactly, got {}", t.dim, t.heads),
+        ));
+    }
+    if t.position == PositionKind::Rope && !(t.dim / t.heads).is_multiple_of(2) {
+        return Err(invalid(
+            "transformer.position",
+            &format!(
+                "\"rope\" rotates pairs: dim / heads must be even, got {}",
+                t.dim / t.heads
+            ),
+        ));
+    }
+    if t.ff == 0 {
+        return Err(invalid("transformer.ff", "must be at least 1"));
+    }
+    above(
+        "transformer.ff",
+        limits::WIDTH.check(&format!("width {rows} x {} =", t.ff), rows * t.ff),
+    )?;
+    if t.blocks == 0 {
+        return Err(invalid("transformer.blocks", "must be at least 1"));
+    }
+    above(
+        "transformer.blocks",
+        limits::ATTENTION_LAYERS.check("attention layer count (one per block)", t.blocks),
+    )?;
+    let layers = layer_count(&t);
+    if let Err(problem) = limits::LAYERS.check("layer count", layers) {
+        let fixed = layers - LAYERS_PER_BLOCK * t.blocks;
+        let most = limits::LAYERS.value.saturating_sub(fixed) / LAYERS_PER_BLOCK;
+        return Err(spec.above(
             "transformer.blocks",
-            limits::ATTENTION_LAYERS.check("attention layer count (one per block)", t.blocks),
-        )?;
-        let layers = layer_count(t);
-        if let Err(problem) = limits::LAYERS.check("layer count", layers) {
-            let fixed = layers - LAYERS_PER_BLOCK * t.blocks;
-            let most = limits::LAYERS.value.saturating_sub(fixed) / LAYERS_PER_BLOCK;
-            return Err(anyhow!(
-                "{p}: transformer.blocks: {} blocks: {problem}; use at most {most} blocks",
-                t.blocks
-            ));
-        }
-        match (t.pool, t.vocab) {
-            (PoolKind::Causal, Some(v)) if v >= 2 => above(
-                "transformer.vocab",
-                limits::INT8_VOCAB.check("vocabulary", v),
-            )?,
-            (PoolKind::Causal, Some(v)) => {
-                return Err(invalid(
-                    "transformer.vocab",
-                    format!("must be at least 2, got {v}"),
-                ))
-            }
-            (PoolKind::Causal, None) => {
-                return Err(invalid(
-                    "transformer.vocab",
-                    "is required when pool = \"causal\"".into(),
-                ))
-            }
-            (_, Some(_)) => {
-                return Err(invalid(
-                    "transformer.vocab",
-                    "is only for pool = \"causal\"".into(),
-                ))
-            }
-            (_, None) => {}
-        }
-        if t.pool == PoolKind::Causal
-            && !matches!(t.position, PositionKind::Relative | PositionKind::None)
-        {
+            format!("{} blocks: {problem}; use at most {most} blocks", t.blocks),
+        ));
+    }
+    match (t.pool, t.vocab) {
+        (PoolKind::Causal, Some(v)) if v >= 2 => above(
+            "transformer.vocab",
+            limits::INT8_VOCAB.check("vocabulary", v),
+        )?,
+        (PoolKind::Causal, Some(v)) => {
             return Err(invalid(
-                "transformer.position",
-                "must be \"relative\" or \"none\" for a causal model (its cache slides over a stream)"
-                    .into(),
-            ));
+                "transformer.vocab",
+                &format!("must be at least 2, got {v}"),
+            ))
         }
-        match (t.pool, &file.dataset, &file.series) {
-            (PoolKind::Causal, None, Some(s)) => {
-                if s.train_stride == 0 {
-                    return Err(invalid("series.train_stride", "must be at least 1".into()));
-                }
-            }
-            (PoolKind::Causal, _, _) => {
-                return Err(invalid(
-                    "[series]",
-                    "is required (and [dataset] not allowed) when pool = \"causal\"".into(),
-                ))
-            }
-            (_, Some(d), None) => {
-                if !(d.test_fraction > 0.0 && d.test_fraction < 1.0) {
+        (PoolKind::Causal, None) => {
+            return Err(invalid(
+                "transformer.vocab",
+                "is required when pool = \"causal\"",
+            ))
+        }
+        (_, Some(_)) => {
+            return Err(invalid(
+                "transformer.vocab",
+                "is only for pool = \"causal\"",
+            ))
+        }
+        (_, None) => {}
+    }
+    if t.pool == PoolKind::Causal
+        && !matches!(t.position, PositionKind::Relative | PositionKind::None)
+    {
+        return Err(invalid(
+            "transformer.position",
+            "must be \"relative\" or \"none\" for a causal model (its cache slides over a stream)",
+        ));
+    }
+    match (t.pool, &spec.dataset, &spec.series) {
+        (PoolKind::Causal, None, Some(s)) => {
+            // The forecaster's window is its context.
+            for (field, set) in [
+                ("series.window", s.window.is_some()),
+                ("series.test_stride", s.test_stride.is_some()),
+                ("series.test_from", s.test_from.is_some()),
+            ] {
+                if set {
                     return Err(invalid(
-                        "dataset.test_fraction",
-                        format!("must be between 0 and 1 (exclusive), got {}", d.test_fraction),
+                        field,
+                        "is not read by a forecaster (its window is transformer.tokens)",
                     ));
                 }
             }
-            _ => {
-                return Err(invalid(
-                    "[dataset]",
-                    "is required (and [series] not allowed) for a classifier (pool = \"mean\" or \"cls\")"
-                        .into(),
-                ))
-            }
         }
-        let OptimizerSpec::Adam { learning_rate } = file.training.optimizer else {
+        (PoolKind::Causal, _, _) => {
             return Err(invalid(
-                "training.optimizer",
-                "must be adam for transformers".into(),
-            ));
-        };
-        if !(learning_rate > 0.0 && learning_rate.is_finite()) {
-            return Err(invalid(
-                "training.optimizer.learning_rate",
-                format!("must be a positive number, got {learning_rate}"),
-            ));
+                "[series]",
+                "is required (and [dataset] not allowed) when pool = \"causal\"",
+            ))
         }
-        if file.training.epochs == 0 || file.training.batch_size == 0 {
-            return Err(invalid(
-                "training",
-                "epochs and batch_size must be at least 1".into(),
-            ));
-        }
-        if file.quantization.calibration_samples == 0 {
-            return Err(invalid(
-                "quantization.calibration_samples",
-                "must be at least 1".into(),
-            ));
-        }
-        let spec_dir = path
-            .parent()
-            .filter(|d| !d.as_os_str().is_empty())
-            .map_or_else(|| PathBuf::from("."), Path::to_path_buf);
-        Ok(TransformerSpec {
-            name: file.name,
-            dataset: file.dataset,
-            series: file.series,
-            transformer: file.transformer,
-            training: file.training,
-            quantization: file.quantization,
-            spec_dir,
-        })
+        (_, Some(_), None) => {}
+        _ => return Err(invalid(
+            "[dataset]",
+            "is required (and [series] not allowed) for a classifier (pool = \"mean\" or \"cls\")",
+        )),
     }
-
-    /// Files the export depends on (dataset or series files), resolved.
-    pub fn data_files(&self) -> Vec<PathBuf> {
-        let mut files = Vec::new();
-        if let Some(d) = &self.dataset {
-            files.push(self.spec_dir.join(&d.path));
-            if let Some(t) = &d.test_path {
-                files.push(self.spec_dir.join(t));
-            }
-        }
-        if let Some(s) = &self.series {
-            files.push(self.spec_dir.join(&s.train));
-            files.push(self.spec_dir.join(&s.test));
-        }
-        files
+    if !matches!(training.optimizer, OptimizerSpec::Adam { .. }) {
+        return Err(invalid(
+            "training.optimizer",
+            "must be adam for transformers",
+        ));
     }
-
-    /// The learning rate (validated to be Adam's).
-    pub fn learning_rate(&self) -> f64 {
-        match self.training.optimizer {
-            OptimizerSpec::Adam { learning_rate } => learning_rate,
-            OptimizerSpec::Sgd { learning_rate, .. } => learning_rate,
-        }
-    }
+    Ok(t)
 }

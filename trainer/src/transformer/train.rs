@@ -1,4 +1,4 @@
-//! Training a [`Transformer`] with candle and Adam.
+//! Training a [`Transformer`] on the shared loop ([`crate::train`]) with Adam.
 //!
 //! Classifiers minimise cross-entropy on the logits; a forecaster minimises
 //! the mean squared error of every token's next-value prediction (in bin
@@ -7,15 +7,14 @@
 //! spec's seed, batches from a ChaCha generator seeded from it too. The
 //! learning rate follows a cosine from the spec's value down to a tenth.
 
-use anyhow::{Context, Result};
+use anyhow::Result;
 use candle_core::{Device, Tensor, Var};
-use candle_nn::{AdamW, Optimizer, ParamsAdamW};
-use indicatif::{ProgressBar, ProgressStyle};
-use rand::seq::SliceRandom;
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 
-use crate::train::{accuracy, History};
+use crate::metrics::accuracy;
+use crate::spec::TrainingSpec;
+use crate::train::{self, History, Schedule, Settings};
 use crate::transformer::model::{Net, Transformer};
 
 /// What the model should produce for each input.
@@ -37,26 +36,15 @@ pub struct Examples<'a> {
     pub targets: Targets<'a>,
 }
 
-/// Training settings.
-#[derive(Debug, Clone, Copy)]
-pub struct Schedule {
-    /// Passes over the training examples.
-    pub epochs: usize,
-    /// Examples per step.
-    pub batch_size: usize,
-    /// Peak learning rate.
-    pub learning_rate: f64,
-    /// Shuffling seed.
-    pub seed: u64,
-}
-
-/// Train `model` in place of a copy; `test` is only watched (its accuracy,
-/// or for a forecaster `1 - normalized MSE`, goes into the history).
+/// Train a copy of `model`; `test` is only watched (its accuracy, or for a
+/// forecaster `1 - normalized MSE`, goes into the history). The learning
+/// rate follows a cosine from the spec's down to a tenth; batches are
+/// shuffled with the spec's seed + 1 (the weights came from the seed).
 pub fn train(
     model: &Transformer,
     train_set: Examples<'_>,
     test_set: Examples<'_>,
-    schedule: Schedule,
+    training: &TrainingSpec,
     progress: bool,
 ) -> Result<(Transformer, History)> {
     let mut vars = Vec::new();
@@ -65,14 +53,6 @@ pub fn train(
         vars.push(var.clone());
         Ok(var.as_tensor().clone())
     })?;
-    let mut optimizer = AdamW::new(
-        vars,
-        ParamsAdamW {
-            lr: schedule.learning_rate,
-            weight_decay: 0.0,
-            ..Default::default()
-        },
-    )?;
     let input_len = model.config.input_len();
     let tokens = model.config.tokens;
     let n = train_set.inputs.len() / input_len;
@@ -90,37 +70,28 @@ pub fn train(
         Targets::Classes(_) => 1.0,
     };
     let test_x = net.input(&model.normalize(test_set.inputs))?;
-
-    let bar = if progress {
-        ProgressBar::new(schedule.epochs as u64)
-    } else {
-        ProgressBar::hidden()
+    let watched = match test_set.targets {
+        Targets::Classes(_) => "test acc",
+        Targets::Next(_) => "test R2",
     };
-    bar.set_style(
-        ProgressStyle::with_template("  training {bar:30} {pos}/{len} epochs  {msg}")
-            .context("progress template")?,
-    );
-    let mut rng = ChaCha8Rng::seed_from_u64(schedule.seed);
-    let mut order: Vec<usize> = (0..n).collect();
-    let mut history = History::default();
-    let steps_per_epoch = n.div_ceil(schedule.batch_size).max(1);
-    let total_steps = (schedule.epochs * steps_per_epoch) as f64;
-    let mut step = 0usize;
-    for _ in 0..schedule.epochs {
-        order.shuffle(&mut rng);
-        let (mut loss_sum, mut batches) = (0.0f32, 0usize);
-        for chunk in order.chunks(schedule.batch_size) {
-            let progress = step as f64 / total_steps;
-            let cosine = 0.5 * (1.0 + (std::f64::consts::PI * progress).cos());
-            optimizer.set_learning_rate(schedule.learning_rate * (0.1 + 0.9 * cosine));
-            step += 1;
+    let settings = Settings {
+        schedule: Schedule::Cosine { floor: 0.1 },
+        ..Settings::new(training, progress.then_some(watched))
+    };
+    let mut rng = ChaCha8Rng::seed_from_u64(training.seed.wrapping_add(1));
+    let history = train::run(
+        vars,
+        &settings,
+        &mut rng,
+        n,
+        |chunk| {
             let mut xs = Vec::with_capacity(chunk.len() * input_len);
             for &i in chunk {
                 xs.extend_from_slice(&normalized[i * input_len..(i + 1) * input_len]);
             }
             let x = net.input(&xs)?;
             let out = net.forward(&x, true, None)?;
-            let loss = match train_set.targets {
+            Ok(match train_set.targets {
                 Targets::Classes(labels) => {
                     let ys: Vec<u32> = chunk.iter().map(|&i| labels[i] as u32).collect();
                     let y = Tensor::from_vec(ys, chunk.len(), &Device::Cpu)?;
@@ -134,35 +105,24 @@ pub fn train(
                     let y = Tensor::from_vec(ys, (chunk.len(), tokens), &Device::Cpu)?;
                     ((out - y)?.sqr()?.mean_all()? / target_variance)?
                 }
-            };
-            optimizer.backward_step(&loss)?;
-            loss_sum += loss.to_scalar::<f32>()?;
-            batches += 1;
-        }
-        let out = net.forward(&test_x, false, None)?;
-        let out = out.flatten_all()?.to_vec1::<f32>()?;
-        let score = match test_set.targets {
-            Targets::Classes(labels) => accuracy(&out, model.config.outputs, labels),
-            Targets::Next(values) => {
-                let mse = out
-                    .iter()
-                    .zip(values)
-                    .map(|(&a, &b)| f64::from(a - b).powi(2))
-                    .sum::<f64>()
-                    / values.len().max(1) as f64;
-                (1.0 - mse / target_variance) as f32
-            }
-        };
-        let mean = loss_sum / batches.max(1) as f32;
-        history.train_loss.push(mean);
-        history.test_accuracy.push(score);
-        let what = match test_set.targets {
-            Targets::Classes(_) => "test acc",
-            Targets::Next(_) => "test R2",
-        };
-        bar.set_message(format!("loss {mean:.4}  {what} {:.2}%", 100.0 * score));
-        bar.inc(1);
-    }
-    bar.finish_and_clear();
+            })
+        },
+        || {
+            let out = net.forward(&test_x, false, None)?;
+            let out = out.flatten_all()?.to_vec1::<f32>()?;
+            Ok(Some(match test_set.targets {
+                Targets::Classes(labels) => accuracy(&out, model.config.outputs, labels),
+                Targets::Next(values) => {
+                    let mse = out
+                        .iter()
+                        .zip(values)
+                        .map(|(&a, &b)| f64::from(a - b).powi(2))
+                        .sum::<f64>()
+                        / values.len().max(1) as f64;
+                    (1.0 - mse / target_variance) as f32
+                }
+            }))
+        },
+    )?;
     Ok((net.to_params(model.normalization.clone())?, history))
 }

@@ -1,3 +1,4 @@
+//! Labelled multichannel sequences (time series classification), read from
 //! UEA/UCR time-series files (`.ts`, the sktime format): multichannel, equal
 //! or unequal lengths, class labels.
 //!
@@ -24,9 +25,11 @@
 
 use std::path::{Path, PathBuf};
 
+use super::table::Dataset;
+
 /// Labelled multichannel series, each stored time-major (`steps x channels`).
 #[derive(Debug, Clone, PartialEq)]
-pub struct SeriesSet {
+pub struct Sequences {
     /// Series `i` holds `steps(i) * channels` values: step 0's channels, then step 1's...
     pub series: Vec<Vec<f32>>,
     /// Class id of each series.
@@ -37,7 +40,7 @@ pub struct SeriesSet {
     pub class_names: Vec<String>,
 }
 
-impl SeriesSet {
+impl Sequences {
     /// Number of series.
     pub fn len(&self) -> usize {
         self.series.len()
@@ -54,11 +57,26 @@ impl SeriesSet {
     pub fn class_count(&self) -> usize {
         self.class_names.len()
     }
+
+    /// Sequences of equal length as rows of `steps x channels` values
+    /// (time-major), for models that read a whole sequence as one input.
+    pub fn to_rows(&self) -> anyhow::Result<Dataset> {
+        let len = self.series.first().map_or(0, Vec::len);
+        if self.series.iter().any(|s| s.len() != len) {
+            anyhow::bail!("the series differ in length, and this model reads inputs of one length");
+        }
+        Ok(Dataset {
+            features: self.series.concat(),
+            labels: self.labels.clone(),
+            feature_count: len,
+            class_names: self.class_names.clone(),
+        })
+    }
 }
 
 /// Why a `.ts` file was rejected.
 #[derive(Debug, thiserror::Error)]
-pub enum TsError {
+pub enum SequencesError {
     /// The file could not be read.
     #[error("{}: cannot read: {source}", path.display())]
     Io {
@@ -88,17 +106,17 @@ pub enum TsError {
 }
 
 /// Read and parse a `.ts` file.
-pub fn load_ts(path: &Path) -> Result<SeriesSet, TsError> {
-    let text = std::fs::read_to_string(path).map_err(|source| TsError::Io {
+pub fn load(path: &Path) -> Result<Sequences, SequencesError> {
+    let text = std::fs::read_to_string(path).map_err(|source| SequencesError::Io {
         path: path.to_path_buf(),
         source,
     })?;
-    parse_ts(&text, path)
+    parse(&text, path)
 }
 
 /// Parse `.ts` text; `path` names the file in errors.
-pub fn parse_ts(text: &str, path: &Path) -> Result<SeriesSet, TsError> {
-    let err = |line: usize, message: String| TsError::Line {
+pub fn parse(text: &str, path: &Path) -> Result<Sequences, SequencesError> {
+    let err = |line: usize, message: String| SequencesError::Line {
         path: path.to_path_buf(),
         line,
         message,
@@ -108,7 +126,7 @@ pub fn parse_ts(text: &str, path: &Path) -> Result<SeriesSet, TsError> {
     let mut equal_length = false;
     let mut series_length: Option<usize> = None;
     let mut in_data = false;
-    let mut set = SeriesSet {
+    let mut set = Sequences {
         series: Vec::new(),
         labels: Vec::new(),
         channels: 0,
@@ -127,14 +145,14 @@ pub fn parse_ts(text: &str, path: &Path) -> Result<SeriesSet, TsError> {
             let mut words = header.split_whitespace();
             let key = words.next().unwrap_or("").to_ascii_lowercase();
             let args: Vec<&str> = words.collect();
-            let flag = |args: &[&str]| -> Result<bool, TsError> {
+            let flag = |args: &[&str]| -> Result<bool, SequencesError> {
                 match args.first().map(|a| a.to_ascii_lowercase()).as_deref() {
                     Some("true") => Ok(true),
                     Some("false") => Ok(false),
                     _ => Err(err(line_no, format!("@{key} needs true or false"))),
                 }
             };
-            let number = |args: &[&str]| -> Result<usize, TsError> {
+            let number = |args: &[&str]| -> Result<usize, SequencesError> {
                 match args.first().and_then(|a| a.parse::<usize>().ok()) {
                     Some(n) if n > 0 => Ok(n),
                     _ => Err(err(line_no, format!("@{key} needs a positive integer"))),
@@ -214,7 +232,7 @@ pub fn parse_ts(text: &str, path: &Path) -> Result<SeriesSet, TsError> {
                         )),
                     }
                 })
-                .collect::<Result<Vec<f32>, TsError>>()?;
+                .collect::<Result<Vec<f32>, SequencesError>>()?;
             if let Some(first) = columns.first() {
                 if first.len() != values.len() {
                     return Err(err(
@@ -251,58 +269,18 @@ pub fn parse_ts(text: &str, path: &Path) -> Result<SeriesSet, TsError> {
         set.labels.push(class);
     }
     if !in_data {
-        return Err(TsError::File {
+        return Err(SequencesError::File {
             path: path.to_path_buf(),
             message: "no @data line".into(),
         });
     }
     if set.is_empty() {
-        return Err(TsError::File {
+        return Err(SequencesError::File {
             path: path.to_path_buf(),
             message: "no series after @data".into(),
         });
     }
     Ok(set)
-}
-
-/// Per-channel normalization fitted on every time step of every series
-/// (offset = mean, scale = 1 / population std, 1 for a constant channel).
-pub fn fit_channel_normalization(set: &SeriesSet) -> crate::data::Normalization {
-    let c = set.channels;
-    let (mut sum, mut n) = (vec![0.0f64; c], 0usize);
-    for s in &set.series {
-        for step in s.chunks_exact(c) {
-            sum.iter_mut()
-                .zip(step)
-                .for_each(|(a, &x)| *a += f64::from(x));
-            n += 1;
-        }
-    }
-    let mean: Vec<f64> = sum.iter().map(|s| s / n.max(1) as f64).collect();
-    let mut var = vec![0.0f64; c];
-    for s in &set.series {
-        for step in s.chunks_exact(c) {
-            for ((v, &m), &x) in var.iter_mut().zip(&mean).zip(step) {
-                *v += (f64::from(x) - m).powi(2);
-            }
-        }
-    }
-    let scale = var
-        .iter()
-        .map(|v| {
-            let std = (v / n.max(1) as f64).sqrt();
-            let s = (1.0 / std) as f32;
-            if std > 0.0 && s.is_finite() {
-                s
-            } else {
-                1.0
-            }
-        })
-        .collect();
-    crate::data::Normalization {
-        offset: mean.iter().map(|&m| m as f32).collect(),
-        scale,
-    }
 }
 
 #[cfg(test)]
@@ -312,13 +290,13 @@ mod tests {
     const HEADER: &str =
         "# test\n@problemName T\n@dimensions 2\n@equalLength false\n@classLabel true a b\n@data\n";
 
-    fn parse(body: &str) -> Result<SeriesSet, TsError> {
-        parse_ts(&format!("{HEADER}{body}"), Path::new("t.ts"))
+    fn parse_body(body: &str) -> Result<Sequences, SequencesError> {
+        parse(&format!("{HEADER}{body}"), Path::new("t.ts"))
     }
 
     #[test]
     fn unequal_lengths_multichannel() {
-        let set = parse("1,2,3:4,5,6:a\n7,8:9,10:b\n").unwrap();
+        let set = parse_body("1,2,3:4,5,6:a\n7,8:9,10:b\n").unwrap();
         assert_eq!(set.channels, 2);
         assert_eq!(set.len(), 2);
         assert_eq!(set.steps(0), 3);
@@ -328,7 +306,7 @@ mod tests {
     }
 
     fn message(body: &str) -> String {
-        parse(body).unwrap_err().to_string()
+        parse_body(body).unwrap_err().to_string()
     }
 
     #[test]
@@ -365,19 +343,19 @@ mod tests {
         assert!(message("1,2:3:a\n").contains("channel 2 has 1 values"));
         let text =
             "@dimensions 1\n@equalLength true\n@seriesLength 3\n@classLabel true a\n@data\n1,2:a\n";
-        let m = parse_ts(text, Path::new("t.ts")).unwrap_err().to_string();
+        let m = parse(text, Path::new("t.ts")).unwrap_err().to_string();
         assert!(
             m.contains("line 6") && m.contains("@seriesLength says 3"),
             "{m}"
         );
-        assert!(parse_ts("@classLabel true a\n", Path::new("t.ts")).is_err());
-        assert!(parse_ts("@data\n1:a\n", Path::new("t.ts")).is_err());
+        assert!(parse("@classLabel true a\n", Path::new("t.ts")).is_err());
+        assert!(parse("@data\n1:a\n", Path::new("t.ts")).is_err());
     }
 
     #[test]
     fn basic_motions_loads() {
         let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../models/datasets/basic-motions");
-        let set = load_ts(&dir.join("BasicMotions_TRAIN.ts")).unwrap();
+        let set = load(&dir.join("BasicMotions_TRAIN.ts")).unwrap();
         assert_eq!(
             (set.len(), set.channels, set.steps(0), set.class_count()),
             (40, 6, 100, 4)

@@ -1,4 +1,4 @@
-//! Tabular classification data: load a CSV, split it, normalize it.
+//! Labelled rows (tabular classification data): load a CSV, split it.
 //!
 //! ## Contract
 //! - [`load_csv`] reads `.csv` or gzip-compressed CSV (detected by the gzip
@@ -13,8 +13,7 @@
 //!   file and, for row problems, the 1-based line of the file (and the 1-based
 //!   column for cell problems), as an editor shows them. Loading never panics.
 //! - [`split_stratified`] is deterministic for a seed and splits each class
-//!   separately; [`fit_normalization`] must only ever see training rows, so
-//!   the test set stays unseen.
+//!   separately.
 
 use std::fmt;
 use std::io::Read;
@@ -548,102 +547,6 @@ pub fn split_stratified(data: &Dataset, test_fraction: f64, seed: u64) -> (Datas
     (data.subset(&train_rows), data.subset(&test_rows))
 }
 
-/// Per-feature affine normalization, `x' = (x - offset) * scale`, the same
-/// form the runtime applies to raw input (see `runtime::format`).
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct Normalization {
-    /// Per-feature offset (the training mean).
-    pub offset: Vec<f32>,
-    /// Per-feature scale (1 / training standard deviation, or 1).
-    pub scale: Vec<f32>,
-}
-
-/// Fit a [`Normalization`] on training rows: offset = mean, scale = 1/std
-/// (population std). A constant feature gets scale 1 so it maps to 0 instead
-/// of dividing by zero. An empty set gives offset 0 and scale 1.
-pub fn fit_normalization(train: &Dataset) -> Normalization {
-    let features = train.feature_count;
-    let rows = train.len();
-    // f64 accumulation: f32 sums over thousands of rows lose digits.
-    let mut mean = vec![0.0f64; features];
-    for i in 0..rows {
-        for (m, &x) in mean.iter_mut().zip(train.row(i)) {
-            *m += f64::from(x);
-        }
-    }
-    if rows > 0 {
-        mean.iter_mut().for_each(|m| *m /= rows as f64);
-    }
-    let mut variance = vec![0.0f64; features];
-    for i in 0..rows {
-        for ((v, &m), &x) in variance.iter_mut().zip(&mean).zip(train.row(i)) {
-            let d = f64::from(x) - m;
-            *v += d * d;
-        }
-    }
-    let scale = variance
-        .iter()
-        .map(|&v| {
-            let std = if rows > 0 {
-                (v / rows as f64).sqrt()
-            } else {
-                0.0
-            };
-            let scale = (1.0 / std) as f32;
-            if std > 0.0 && scale.is_finite() {
-                scale
-            } else {
-                1.0
-            }
-        })
-        .collect();
-    Normalization {
-        offset: mean.iter().map(|&m| m as f32).collect(),
-        scale,
-    }
-}
-
-impl Normalization {
-    /// Number of features this normalization expects.
-    pub fn feature_count(&self) -> usize {
-        self.offset.len()
-    }
-
-    /// Normalize one row into `out`: `(x - offset) * scale` in f32, in exactly
-    /// the runtime's operation order, so host and chip see the same inputs.
-    /// Panics if `row` or `out` is not `feature_count()` long (a caller bug).
-    pub fn apply(&self, row: &[f32], out: &mut [f32]) {
-        assert_eq!(
-            row.len(),
-            self.offset.len(),
-            "row width does not match the normalization"
-        );
-        assert_eq!(
-            out.len(),
-            self.offset.len(),
-            "output width does not match the normalization"
-        );
-        for (((dst, &x), &offset), &scale) in
-            out.iter_mut().zip(row).zip(&self.offset).zip(&self.scale)
-        {
-            *dst = (x - offset) * scale;
-        }
-    }
-
-    /// All rows of `data`, normalized, row-major (`data.features` layout).
-    pub fn apply_all(&self, data: &Dataset) -> Vec<f32> {
-        let mut out = vec![0.0; data.features.len()];
-        for (row, dst) in data
-            .features
-            .chunks_exact(data.feature_count.max(1))
-            .zip(out.chunks_exact_mut(data.feature_count.max(1)))
-        {
-            self.apply(row, dst);
-        }
-        out
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -1041,62 +944,5 @@ mod tests {
         let (train, test) = split_stratified(&data, 1.0, 1);
         assert_eq!(train.len(), 3);
         assert_eq!(test.len(), 57);
-    }
-
-    #[test]
-    fn normalization_uses_train_statistics_only() {
-        let train = Dataset {
-            features: vec![1.0, 5.0, 3.0, 5.0],
-            labels: vec![0, 1],
-            feature_count: 2,
-            class_names: vec!["a".into(), "b".into()],
-        };
-        let norm = fit_normalization(&train);
-        assert_eq!(norm.offset, [2.0, 5.0]);
-        // std of [1, 3] is 1; the constant feature keeps scale 1.
-        assert_eq!(norm.scale, [1.0, 1.0]);
-
-        let mut out = [0.0; 2];
-        norm.apply(&[100.0, 7.0], &mut out);
-        assert_eq!(out, [98.0, 2.0]);
-
-        // A test row is transformed with the train statistics, never refitted.
-        let test = Dataset {
-            features: vec![100.0, 5.0],
-            labels: vec![0],
-            ..train.clone()
-        };
-        assert_eq!(norm.apply_all(&test), [98.0, 0.0]);
-    }
-
-    #[test]
-    fn normalization_matches_runtime_formula_bit_for_bit() {
-        let data = load_csv(
-            &repo_path("models/datasets/iris/iris.csv"),
-            &CsvOptions::default(),
-        )
-        .unwrap();
-        let (train, test) = split_stratified(&data, 0.3, 3);
-        let norm = fit_normalization(&train);
-        let normalized = norm.apply_all(&test);
-        for (i, &x) in test.features.iter().enumerate() {
-            let f = i % test.feature_count;
-            let expected = (x - norm.offset[f]) * norm.scale[f];
-            assert_eq!(normalized[i].to_bits(), expected.to_bits());
-        }
-        // Train rows come out with mean ~0 and std ~1.
-        let train_normalized = norm.apply_all(&train);
-        for f in 0..train.feature_count {
-            let column: Vec<f64> = train_normalized
-                .iter()
-                .skip(f)
-                .step_by(train.feature_count)
-                .map(|&v| f64::from(v))
-                .collect();
-            let mean = column.iter().sum::<f64>() / column.len() as f64;
-            let var = column.iter().map(|v| (v - mean).powi(2)).sum::<f64>() / column.len() as f64;
-            assert!(mean.abs() < 1e-5, "mean {mean}");
-            assert!((var - 1.0).abs() < 1e-4, "var {var}");
-        }
     }
 }

@@ -1,0 +1,66 @@
+//! The recurrent family's tables: `[model] layers` (the grammar of
+//! [`crate::dense::spec`]) starting with recurrent cells (`rnn N`, `lstm N`,
+//! `gru N`, stackable), then a dense head of dense layers and activations,
+//! on a `.ts` `[dataset]` (TRAIN and TEST files); `[training]` with Adam.
+
+use runtime::format::Cell;
+use serde::Deserialize;
+
+use crate::dense::spec::{parse_layers, LayerSpec};
+use crate::spec::{OptimizerSpec, Spec, SpecError, Tables};
+
+/// The recurrent family's part of a spec.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RecurrentSpec {
+    /// `(cell, hidden units)` of each recurrent layer, first to last.
+    pub cells: Vec<(Cell, usize)>,
+    /// The head's layers, run on the last cell's final hidden state.
+    pub head: Vec<LayerSpec>,
+}
+
+/// `[model]`.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ModelSection {
+    layers: Vec<String>,
+}
+
+/// Parse and check the recurrent family's tables.
+pub fn parse(spec: &Spec, tables: &mut Tables) -> Result<RecurrentSpec, SpecError> {
+    tables.unused(&["series"])?;
+    spec.dataset()?;
+    if !matches!(spec.training()?.optimizer, OptimizerSpec::Adam { .. }) {
+        return Err(spec.invalid("training.optimizer", "must be adam for recurrent models"));
+    }
+    let model: ModelSection = tables.require("model")?;
+    let layers = parse_layers(&spec.file, &model.layers)?;
+    split(&layers).map_err(|problem| spec.above("model.layers", problem))
+}
+
+/// A recurrent model's layers as the runtime accepts them: the leading
+/// recurrent layers, then a head of dense layers and activations (no skip
+/// connections, no later recurrent layer).
+pub fn split(layers: &[LayerSpec]) -> Result<RecurrentSpec, String> {
+    let cells: Vec<_> = layers
+        .iter()
+        .map_while(|l| match l {
+            LayerSpec::Recurrent { cell, units } => Some((*cell, *units)),
+            _ => None,
+        })
+        .collect();
+    if cells.is_empty() {
+        return Err("a sequence model starts with rnn/lstm/gru layers".into());
+    }
+    let head = layers[cells.len()..].to_vec();
+    if let Some(l) = head.iter().find(|l| {
+        matches!(
+            l,
+            LayerSpec::Recurrent { .. } | LayerSpec::Save { .. } | LayerSpec::Add { .. }
+        )
+    }) {
+        return Err(format!(
+            "layer `{l}`: after the recurrent layers only dense layers and activations may follow (the runtime runs no skip connections in a recurrent model)"
+        ));
+    }
+    Ok(RecurrentSpec { cells, head })
+}

@@ -1,0 +1,128 @@
+//! Training a recurrent classifier: PyTorch's initialisation for the cells
+//! (uniform `+-1/sqrt(H)`, LSTM forget-gate bias 1), Kaiming for the dense
+//! head, then the shared loop ([`crate::train`]) on cross-entropy, watching
+//! the test accuracy. One generator, seeded from the spec, draws the
+//! weights and then the batches.
+
+use anyhow::{bail, Result};
+use candle_core::{Device, Tensor, Var};
+use rand::{Rng, SeedableRng};
+use rand_chacha::ChaCha8Rng;
+use runtime::format::Cell;
+
+use crate::dataset::{Normalization, Sequences};
+use crate::dense::model::{output_width, Init, Mlp, Net};
+use crate::metrics::accuracy;
+use crate::recurrent::model::{forward, make_batch, CellTensors, RecurrentParams, SequenceModel};
+use crate::recurrent::spec::RecurrentSpec;
+use crate::spec::TrainingSpec;
+use crate::train::{self, History, Settings};
+
+/// Train on `train_set` (the test set is only watched).
+pub fn train(
+    model: &RecurrentSpec,
+    training: &TrainingSpec,
+    normalization: Normalization,
+    train_set: &Sequences,
+    test_set: &Sequences,
+    progress: bool,
+) -> Result<(SequenceModel, History)> {
+    let classes = train_set.class_count();
+    let channels = train_set.channels;
+    let mut rng = ChaCha8Rng::seed_from_u64(training.seed);
+    let mut vars = Vec::new();
+    let variable = |values: Vec<f32>, shape: &[usize], vars: &mut Vec<Var>| -> Result<Tensor> {
+        let var = Var::from_tensor(&Tensor::from_vec(values, shape, &Device::Cpu)?)?;
+        vars.push(var.clone());
+        Ok(var.as_tensor().clone())
+    };
+    let mut cells = Vec::new();
+    let mut width = channels;
+    for &(cell, hidden) in &model.cells {
+        let g = cell.gates() * hidden;
+        let k = 1.0 / (hidden as f32).sqrt();
+        let mut uniform =
+            |n: usize| -> Vec<f32> { (0..n).map(|_| rng.random_range(-k..k)).collect() };
+        let w_ih = uniform(g * width);
+        let w_hh = uniform(g * hidden);
+        let mut b_ih = uniform(g);
+        let b_hh = uniform(g);
+        if cell == Cell::Lstm {
+            b_ih[hidden..2 * hidden].iter_mut().for_each(|b| *b = 1.0);
+        }
+        cells.push(CellTensors {
+            cell,
+            hidden,
+            w_ih: variable(w_ih, &[g, width], &mut vars)?,
+            w_hh: variable(w_hh, &[g, hidden], &mut vars)?,
+            b_ih: variable(b_ih, &[g], &mut vars)?,
+            b_hh: variable(b_hh, &[g], &mut vars)?,
+        });
+        width = hidden;
+    }
+    let last_hidden = width;
+    let head = Net::init(&model.head, last_hidden, Init::Kaiming, &mut rng, &mut vars)?;
+    let outputs = output_width(&model.head, last_hidden);
+    if outputs != classes {
+        bail!("the model ends with {outputs} outputs but the dataset has {classes} classes: make the last dense layer `dense {classes}`");
+    }
+
+    let test_refs: Vec<&[f32]> = test_set.series.iter().map(Vec::as_slice).collect();
+    let test_batch = make_batch(&test_refs, channels, &normalization)?;
+    let settings = Settings::new(training, progress.then_some("test acc"));
+    let history = train::run(
+        vars,
+        &settings,
+        &mut rng,
+        train_set.len(),
+        |chunk| {
+            let refs: Vec<&[f32]> = chunk
+                .iter()
+                .map(|&i| train_set.series[i].as_slice())
+                .collect();
+            let batch = make_batch(&refs, channels, &normalization)?;
+            let ys: Vec<u32> = chunk.iter().map(|&i| train_set.labels[i] as u32).collect();
+            let y = Tensor::from_vec(ys, chunk.len(), &Device::Cpu)?;
+            let (logits, _, _) = forward(&cells, &head, &batch, true)?;
+            Ok(candle_nn::loss::cross_entropy(&logits, &y)?)
+        },
+        || {
+            let (out, _, _) = forward(&cells, &head, &test_batch, false)?;
+            let out = out.flatten_all()?.to_vec1::<f32>()?;
+            Ok(Some(accuracy(&out, classes, &test_set.labels)))
+        },
+    )?;
+
+    let flat = |t: &Tensor| -> Result<Vec<f32>> { Ok(t.flatten_all()?.to_vec1::<f32>()?) };
+    let mut inputs = channels;
+    let layers = cells
+        .iter()
+        .map(|c| {
+            let params = RecurrentParams {
+                cell: c.cell,
+                inputs,
+                hidden: c.hidden,
+                w_input: flat(&c.w_ih)?,
+                w_hidden: flat(&c.w_hh)?,
+                bias_input: flat(&c.b_ih)?,
+                bias_hidden: flat(&c.b_hh)?,
+            };
+            inputs = c.hidden;
+            Ok(params)
+        })
+        .collect::<Result<Vec<_>>>()?;
+    let head = Mlp {
+        input_len: last_hidden,
+        layers: head.to_layers(last_hidden)?,
+        normalization: Normalization::identity(last_hidden),
+    };
+    Ok((
+        SequenceModel {
+            channels,
+            layers,
+            head,
+            normalization,
+        },
+        history,
+    ))
+}
