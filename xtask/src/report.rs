@@ -9,6 +9,10 @@ use serde::Serialize;
 use crate::chip::{self, ChipRun, Core};
 use crate::{toolchain, trainer};
 
+/// The demo's report: `models/exported/` for the whole demo, beside the
+/// export for one model (`cargo xtask demo --model`).
+pub const DEMO_REPORT: &str = "demo-report.json";
+
 /// Write `value` as pretty JSON to `path` atomically (temp file, then rename).
 pub fn write_json_atomic<T: Serialize>(path: &Path, value: &T) -> Result<()> {
     if let Some(dir) = path.parent() {
@@ -150,8 +154,8 @@ pub fn demo(export: bool, only: Option<&str>) -> Result<bool> {
     }
     // One model's run goes beside its export, not over the whole report.
     let path = match (only, models.first()) {
-        (Some(_), Some(model)) => model.file("demo-report.json"),
-        _ => crate::workspace_root().join("models/exported/demo-report.json"),
+        (Some(_), Some(model)) => model.file(DEMO_REPORT),
+        _ => crate::workspace_root().join("models/exported").join(DEMO_REPORT),
     };
     write_json_atomic(&path, &all)?;
     println!("\nwrote {}", path.display());

@@ -25,6 +25,7 @@ use std::process::Command;
 use anyhow::{bail, Context, Result};
 use serde_json::Value;
 
+use crate::report::DEMO_REPORT;
 use crate::trainer::{spec_name, specs};
 
 /// Report fields that legitimately differ between two trainings of one spec.
@@ -118,7 +119,8 @@ fn compare(old: &Path, new: &Path) -> Result<usize> {
     }
 }
 
-/// The files of an export folder by name (a missing folder has none).
+/// The files of an export folder by name (a missing folder has none), the
+/// trainer's only.
 fn files(dir: &Path) -> Result<BTreeSet<String>> {
     let Ok(entries) = fs::read_dir(dir) else {
         return Ok(BTreeSet::new());
@@ -126,8 +128,10 @@ fn files(dir: &Path) -> Result<BTreeSet<String>> {
     let mut names = BTreeSet::new();
     for entry in entries {
         let entry = entry.with_context(|| format!("reading {}", dir.display()))?;
-        if entry.path().is_file() {
-            names.insert(entry.file_name().to_string_lossy().into_owned());
+        let name = entry.file_name().to_string_lossy().into_owned();
+        // `cargo xtask demo --model` writes its report beside the export; the trainer does not.
+        if entry.path().is_file() && name != DEMO_REPORT {
+            names.insert(name);
         }
     }
     Ok(names)
