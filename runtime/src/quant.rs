@@ -16,8 +16,11 @@ pub fn rescale(value: i32, multiplier: i32, shift: u8) -> i32 {
         // low word cannot change floor(.. / 2^shift). |high| < 2^30, so
         // neither the add nor the result can overflow. This is the usual case
         // (scale ratios below 1/2) and saves the 64-bit shifts and clamp.
+        // Rounding half up by `k = shift - 32` bits as `((h >> (k - 1)) + 1) >> 1`:
+        // the same value (the bits below `k - 1` cannot carry into bit `k`)
+        // with one variable shift.
         let high = (product >> 32) as i32;
-        return (high + (1 << (shift - 33))) >> (shift - 32);
+        return ((high >> (shift - 33)) + 1) >> 1;
     }
     let half = 1i64.wrapping_shl(u32::from(shift).wrapping_sub(1));
     let rounded = product.wrapping_add(half).wrapping_shr(u32::from(shift));

@@ -159,9 +159,10 @@ pub fn test() -> Result<bool> {
     match prerequisites.and_then(|()| trainer::exported_models(true)) {
         Err(e) => qemu.check("qemu parity", Err(e)),
         Ok(models) => {
-            // Synthetic layers first: row counts of 3k+1 and 3k+2 and column
-            // tails of 2 and 3 exercise every path of the DSP kernel (three
-            // rows per pass, then the rest; four columns per step, then the rest).
+            // Synthetic layers first: row counts of 3k, 3k+1 and 3k+2 and
+            // column counts below exercise every path of the DSP kernel (three
+            // rows per pass, then the rest; two groups of four columns per
+            // step, an odd group, then the rest).
             let dir = crate::workspace_root().join("target/xtask/synthetic");
             // Odd convolution shapes too (channel counts off groups of 4, strides,
             // dilation, padding), and the whole DS-CNN on the larger cores.
@@ -176,7 +177,9 @@ pub fn test() -> Result<bool> {
             };
             let mut synthetic: Vec<(String, Box<dyn Fn(Numeric) -> Result<synth::Synthetic>>)> =
                 Vec::new();
-            for (rows, cols) in [(34, 30), (35, 31)] {
+            // Column groups of four: odd and tail 2, odd and tail 3, even
+            // (the DSP loop's pairs), and one group with a tail of 1.
+            for (rows, cols) in [(34, 30), (35, 31), (34, 40), (33, 5)] {
                 let dir = dir.clone();
                 synthetic.push((
                     format!("dense-{rows}x{cols}"),

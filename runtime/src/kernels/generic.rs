@@ -61,6 +61,30 @@ pub fn dense_i8(
     }
 }
 
+/// [`dense_i8`]: the DSP kernel's form with scratch for the widened input,
+/// which the generic kernel does not need.
+#[allow(clippy::too_many_arguments)]
+pub fn dense_i8_widened(
+    weights: &[u8],
+    bias: &[u8],
+    multiplier: &[u8],
+    shift: &[u8],
+    output_zero_point: i8,
+    input: &[i8],
+    output: &mut [i8],
+    _scratch: &mut [u8],
+) {
+    dense_i8(
+        weights,
+        bias,
+        multiplier,
+        shift,
+        output_zero_point,
+        input,
+        output,
+    );
+}
+
 /// The rows of an int8 matrix with their i32 bias and multiplier, one at a
 /// time. (Split off as they go: nested `zip`s of `chunks_exact` build large
 /// iterator structs, which some targets copy with `memcpy`.)

@@ -23,9 +23,9 @@ pub mod arm_dsp;
 pub use blocked::dense_f32;
 
 #[cfg(all(feature = "arm-dsp", target_arch = "arm"))]
-pub use arm_dsp::dense_i8;
+pub use arm_dsp::{dense_i8, dense_i8_widened};
 #[cfg(not(all(feature = "arm-dsp", target_arch = "arm")))]
-pub use generic::dense_i8;
+pub use generic::{dense_i8, dense_i8_widened};
 
 /// Read a little-endian f32 from a 4-byte chunk (0.0 for any other length,
 /// which validated layouts never produce).

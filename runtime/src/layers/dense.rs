@@ -10,7 +10,7 @@ use super::{check_len, check_width, Io, Out, Plan};
 use crate::error::{Error, Result};
 use crate::format::{Activation, LayerDef};
 use crate::kernels::activation::{activate_f32, softmax_i8, table_i8};
-use crate::kernels::{dense_f32, dense_i8, le_i32};
+use crate::kernels::{dense_f32, dense_i8_widened, le_i32};
 use crate::quant::is_valid_multiplier;
 
 /// A validated dense-family layer; parameter slices have the lengths their
@@ -36,6 +36,33 @@ pub(crate) enum Dense<'a> {
     /// Keeps `'a` used when neither path is compiled in.
     #[allow(dead_code)]
     None(core::marker::PhantomData<&'a ()>),
+}
+
+/// Model-wide facts of the dense family: the arena scratch of the int8
+/// kernel's widened input (the DSP kernel widens a layer's input to q15
+/// once; other cores leave it unused, but a blob's arena is the same on
+/// every core).
+#[derive(Debug, Clone, Copy, Default)]
+pub(crate) struct Layout {
+    /// Bytes: 2 per input of the widest int8 dense layer, rounded up to 4 inputs.
+    pub widened: usize,
+    /// Where it starts in the families' scratch (after the family's own).
+    pub offset: usize,
+}
+
+impl Layout {
+    /// No int8 dense layer.
+    pub(crate) const fn new() -> Self {
+        Layout {
+            widened: 0,
+            offset: 0,
+        }
+    }
+
+    /// Room for an int8 dense input of `inputs` values.
+    pub(crate) fn widen(&mut self, inputs: usize) {
+        self.widened = self.widened.max(8 * inputs.div_ceil(4));
+    }
 }
 
 /// The input and output widths of a per-row dense layer, checked against
@@ -96,6 +123,7 @@ pub(crate) fn validate<'a>(
             check_len(at, bias, o * 4)?;
             check_multipliers(at, multiplier, shift, o)?;
             set_outputs(at, plan, o)?;
+            plan.families.dense.widen(i);
             Ok(Dense::I8 {
                 weights,
                 bias,
@@ -214,7 +242,8 @@ impl Dense<'_> {
 
     /// Run on the int8 path.
     #[cfg(feature = "int8")]
-    pub(crate) fn run_i8(&self, io: Io<'_, i8>) -> Result<Out> {
+    /// `scratch` is the dense family's (see [`Layout`]).
+    pub(crate) fn run_i8(&self, io: Io<'_, i8>, scratch: &mut [u8]) -> Result<Out> {
         match *self {
             Dense::I8 {
                 weights,
@@ -224,7 +253,8 @@ impl Dense<'_> {
                 output_zero_point,
             } => {
                 io.each_row_in_out(|x, y| {
-                    dense_i8(weights, bias, multiplier, shift, output_zero_point, x, y)
+                    let zp = output_zero_point;
+                    dense_i8_widened(weights, bias, multiplier, shift, zp, x, y, scratch)
                 });
                 Ok(Out::Next)
             }

@@ -128,6 +128,7 @@ impl<'p, 'a> Plan<'p, 'a> {
 /// read by the interpreter).
 #[derive(Debug, Clone, Default)]
 pub(crate) struct Families<'a> {
+    pub dense: dense::Layout,
     #[cfg(feature = "recurrent")]
     pub recurrent: recurrent::Layout,
     #[cfg(feature = "attention")]
@@ -144,6 +145,7 @@ impl Families<'_> {
     /// No family facts (a model that is not recurrent and not a transformer).
     pub(crate) const fn new() -> Self {
         Families {
+            dense: dense::Layout::new(),
             #[cfg(feature = "recurrent")]
             recurrent: recurrent::Layout::new(),
             #[cfg(feature = "attention")]
@@ -158,6 +160,7 @@ impl Families<'_> {
 
     /// Back to [`Families::new`], in place.
     pub(crate) fn clear(&mut self) {
+        self.dense = dense::Layout::new();
         #[cfg(feature = "recurrent")]
         {
             self.recurrent = recurrent::Layout::new();
@@ -429,7 +432,10 @@ impl Element for i8 {
     fn run(layer: &Layer<'_>, io: Io<'_, i8>, ctx: &mut Ctx<'_, '_>) -> Result<Out> {
         match layer {
             #[cfg(feature = "int8")]
-            Layer::Dense(l) => l.run_i8(io),
+            Layer::Dense(l) => {
+                let offset = ctx.families.dense.offset;
+                l.run_i8(io, ctx.scratch.get_mut(offset..).unwrap_or(&mut []))
+            }
             #[cfg(feature = "int8")]
             Layer::Skip(l) => l.run_i8(io),
             #[cfg(all(feature = "recurrent", feature = "int8"))]

@@ -212,10 +212,14 @@ impl<'a> Model<'a> {
         };
         let work_bytes = (2 * work_width + slot_elements) * element;
         let scratch = family_scratch(&plan);
+        // The dense family's scratch follows the family's own.
+        let dense = &mut plan.families.dense;
+        dense.offset = align4(scratch.unwrap_or(0));
         self.scratch_offset = align4(work_bytes);
-        self.arena_bytes = match scratch {
-            Some(bytes) => self.scratch_offset + bytes,
-            None => work_bytes,
+        self.arena_bytes = match (scratch, dense.widened) {
+            (None, 0) => work_bytes,
+            (Some(family), 0) => self.scratch_offset + family,
+            (_, widened) => self.scratch_offset + dense.offset + widened,
         };
         self.numeric = numeric;
         self.input_len = input_len as u32;
