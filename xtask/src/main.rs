@@ -6,11 +6,14 @@
 //!   matrix, QEMU parity of every exported model, the minimal application.
 //! - `bench`: instructions per inference and per MAC for the demo models and
 //!   synthetic dense layers, next to the CMSIS-NN reference figures.
+//! - `boards`: the board applications' builds and the defmt log check, alone.
 
 mod bench;
+mod boards;
 mod chip;
 mod classical;
 mod cores;
+mod defmt_log;
 mod forecast;
 mod fuzz;
 mod minimal;
@@ -47,6 +50,8 @@ enum Command {
     Test,
     /// Instruction counts of the demo models and synthetic dense layers.
     Bench,
+    /// Build the board applications and check the defmt log under QEMU (part of `test`).
+    Boards,
     /// Fuzz the model loader (cargo-fuzz) for N seconds per target.
     Fuzz {
         /// Seconds per target.
@@ -79,6 +84,7 @@ fn main() -> ExitCode {
         Command::Demo { no_export } => report::demo(!no_export),
         Command::Test => test::test(),
         Command::Bench => bench::bench(),
+        Command::Boards => boards::boards(),
         Command::Fuzz { seconds } => fuzz::fuzz(seconds),
         Command::Run {
             core,
