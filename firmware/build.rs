@@ -61,7 +61,8 @@ fn run() -> Result<(), String> {
     // step, so a vector's output is `steps x row`.
     let widths_match = if model.is_causal() {
         let row = model.output_len() / model.tokens();
-        vectors.input_len as usize == model.step_width() && vectors.output_len as usize % row == 0
+        vectors.input_len as usize == model.step_width()
+            && (vectors.output_len as usize).is_multiple_of(row)
     } else {
         vectors.input_len as usize == model.input_len()
             && vectors.output_len as usize == model.output_len()

@@ -225,7 +225,7 @@ fn main() -> ! {
     let mut total = 0u64;
     for index in 0..vectors.count as usize {
         if model.is_causal() {
-            match run_causal(&model, &vectors, index, input_f32, state, arena, &mut line) {
+            match run_causal(model, &vectors, index, input_f32, state, arena, &mut line) {
                 Ok(n) => {
                     total += n;
                     let _ = write!(line, " {n}");
@@ -237,7 +237,7 @@ fn main() -> ! {
         }
         if model.is_recurrent() {
             let start = ticks();
-            let result = run_sequence(&model, &vectors, index, input_f32, state, arena, &mut line);
+            let result = run_sequence(model, &vectors, index, input_f32, state, arena, &mut line);
             let elapsed = ticks() - start;
             if let Err(e) = result {
                 fail(&mut line, format_args!("vector {index}: {e}"));
@@ -270,7 +270,7 @@ fn main() -> ! {
     }
 
     if model.is_recurrent() {
-        if let Err(e) = stream(&model, &vectors, input_f32, state, arena, &mut line) {
+        if let Err(e) = stream(model, &vectors, input_f32, state, arena, &mut line) {
             fail(&mut line, format_args!("stream: {e}"));
         }
     }
