@@ -3,6 +3,9 @@
 //! each is built `--release` for its chip with the default model (the
 //! BasicMotions LSTM, int8), exactly as `cargo run --release` in its folder
 //! builds it before flashing, and
+//! - the vector table must sit at the start of the flash its `memory.x`
+//!   declares, after the RP2040's 256-byte second-stage bootloader, which
+//!   must be the first bytes of its flash (the boot ROM runs it from there);
 //! - the ELF must carry a defmt table holding the decision line (so it was
 //!   linked with `defmt.x` and the application logs what the README shows);
 //! - its flash and RAM are read from the ELF (as for the QEMU firmware).
@@ -28,6 +31,10 @@ pub struct Board {
     /// Only for its target triple: the Cortex-M4F boards build for
     /// `thumbv7em-none-eabihf`, the RP2040 (Cortex-M0+) for `thumbv6m-none-eabi`.
     pub core: Core,
+    /// Where the vector table must be (the `FLASH` origin of its `memory.x`).
+    pub vector_table: u64,
+    /// Where a second-stage bootloader of 256 bytes must be, if the chip needs one.
+    pub boot2: Option<u64>,
 }
 
 /// Every board, in the README's order.
@@ -37,18 +44,24 @@ pub const BOARDS: [Board; 3] = [
         mcu: "STM32F411RE, Cortex-M4F 100 MHz",
         probe_rs_chip: "STM32F411RETx",
         core: Core::M4,
+        vector_table: 0x0800_0000,
+        boot2: None,
     },
     Board {
         dir: "nrf52840-dk",
         mcu: "nRF52840, Cortex-M4F 64 MHz",
         probe_rs_chip: "nRF52840_xxAA",
         core: Core::M4,
+        vector_table: 0x0000_0000,
+        boot2: None,
     },
     Board {
         dir: "pico",
         mcu: "RP2040, Cortex-M0+ 125 MHz",
         probe_rs_chip: "RP2040",
         core: Core::M0,
+        vector_table: 0x1000_0100,
+        boot2: Some(0x1000_0000),
     },
 ];
 
@@ -90,8 +103,24 @@ pub fn build(board: &Board) -> Result<BoardBuild> {
     let data = fs::read(&elf).with_context(|| format!("reading {}", elf.display()))?;
     let file =
         object::File::parse(&*data).with_context(|| format!("parsing ELF {}", elf.display()))?;
-    // The RP2040's second-stage bootloader, the first 256 bytes of its flash.
-    let boot2 = file.section_by_name(".boot2").map_or(0, |s| s.size());
+    let place = |name: &str| file.section_by_name(name).map(|s| (s.address(), s.size()));
+    match place(".vector_table") {
+        Some((address, _)) if address == board.vector_table => {}
+        found => bail!(
+            "{}: .vector_table at {:#x?}, expected {:#x} (memory.x's FLASH origin)",
+            board.dir,
+            found.map(|(a, _)| a),
+            board.vector_table
+        ),
+    }
+    let boot2 = match (board.boot2, place(".boot2")) {
+        (None, None) => 0,
+        (Some(address), Some((at, 256))) if at == address => 256,
+        (expected, found) => bail!(
+            "{}: .boot2 (address, size) is {found:#x?}, expected 256 bytes at {expected:#x?}",
+            board.dir
+        ),
+    };
     let table = defmt_decoder::Table::parse(&data)
         .with_context(|| format!("reading the defmt table of {}", elf.display()))?
         .ok_or_else(|| {
@@ -126,8 +155,14 @@ pub fn test() -> Vec<(String, Result<String>)> {
             let label = format!("board {} ({}) builds --release", b.dir, b.probe_rs_chip);
             let result = build(b).map(|r| {
                 format!(
-                    ", flash {} B ({} B model), RAM {} B, defmt decision line present",
-                    r.flash_bytes, r.model_bytes, r.ram_bytes
+                    ", flash {} B ({} B model), RAM {} B, vector table at {:#x}{}, defmt decision line present",
+                    r.flash_bytes,
+                    r.model_bytes,
+                    r.ram_bytes,
+                    b.vector_table,
+                    b.boot2
+                        .map(|a| format!(" after BOOT2 at {a:#x}"))
+                        .unwrap_or_default()
                 )
             });
             (label, result)
