@@ -91,9 +91,12 @@ fn run() -> Result<(), String> {
          /// Recurrent state bytes.\n\
          pub const STATE_BYTES: usize = {};\n\
          /// Class names, in the model's output order.\n\
-         pub const CLASSES: [&str; {outputs}] = {classes:?};\n",
+         pub const CLASSES: [&str; {outputs}] = {classes:?};\n\
+         /// The same, comma-separated (for the first log line).\n\
+         pub const CLASS_LIST: &str = {list:?};\n",
         model.arena_bytes(),
         model.state_bytes(),
+        list = classes.join(", "),
     );
     fs::write(out.join("config.rs"), config)
         .map_err(|e| format!("activity: cannot write config.rs: {e}"))?;

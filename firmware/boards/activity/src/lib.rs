@@ -26,7 +26,7 @@
 //!
 //! Log lines (defmt, `info` and up):
 //! ```text
-//! nucleo-f411re: basicmotions-lstm (int8), classes ["Standing", "Running", "Walking", "Badminton"]; state 64 B, arena 544 B
+//! nucleo-f411re: basicmotions-lstm (int8), classes Standing, Running, Walking, Badminton; state 64 B, arena 544 B
 //! MPU-6050 ready at 0x68: a decision every 100 samples (10 s at 10 Hz)
 //! decision 1: Walking 96% (21754 cycles/step)
 //! poll: I2c(NoAcknowledge(Data)); window discarded
@@ -44,7 +44,7 @@ use sensor::{Error, Pipeline, PipelineConfig};
 mod config {
     include!(concat!(env!("OUT_DIR"), "/config.rs"));
 }
-pub use config::{ARENA_BYTES, CLASSES, MODEL_NAME, NUMERIC, STATE_BYTES};
+pub use config::{ARENA_BYTES, CLASSES, CLASS_LIST, MODEL_NAME, NUMERIC, STATE_BYTES};
 
 /// The model blob, in flash; the model borrows its weights from it.
 pub static BLOB: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/model.bin"));
@@ -87,11 +87,11 @@ where
     }
     let model: &'static Model<'static> = model;
     defmt::info!(
-        "{=str}: {=str} ({=str}), classes {}; state {=usize} B, arena {=usize} B",
+        "{=str}: {=str} ({=str}), classes {=str}; state {=usize} B, arena {=usize} B",
         board,
         MODEL_NAME,
         NUMERIC,
-        CLASSES,
+        CLASS_LIST,
         STATE_BYTES,
         ARENA_BYTES
     );
