@@ -119,7 +119,7 @@ where
         window / 10
     );
 
-    let us_per_cycle_divisor = (cycles.hz / 1_000_000).max(1);
+    let cycles_per_us = (cycles.hz / 1_000_000).max(1);
     let mut decisions = 0u32;
     loop {
         let start = (cycles.now)();
@@ -140,7 +140,7 @@ where
             }
             Err(e) => defmt::warn!("poll: {}; window discarded", Named(&e)),
         }
-        let busy_us = (cycles.now)().wrapping_sub(start) / us_per_cycle_divisor;
+        let busy_us = (cycles.now)().wrapping_sub(start) / cycles_per_us;
         delay.delay_us(PERIOD_US.saturating_sub(busy_us));
     }
 }
