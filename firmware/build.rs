@@ -5,7 +5,12 @@
 //! Inputs (set by `cargo xtask`): `FW_MODEL` (model blob path) and
 //! `FW_VECTORS` (postcard `TestVectors` path).
 //! Outputs in `OUT_DIR`: `memory.x`, `model.bin`, `vectors.bin` and
-//! `config.rs` (`ARENA_BYTES`, `INPUT_F32_LEN`, `INSTRUCTIONS_PER_TICK_X2`, `STATE_BYTES`).
+//! `config.rs` (`ARENA_BYTES`, `INPUT_F32_LEN`, `INSTRUCTIONS_PER_TICK_X2`,
+//! `STATE_BYTES`, `MODEL_NAME`).
+//!
+//! `firmware/defmt-qemu/` runs this same script (its `build` key points
+//! here); only it logs `MODEL_NAME`, the blob's folder name
+//! (`models/exported/<name>/int8.bin`).
 
 use std::{env, fs, path::PathBuf};
 
@@ -64,7 +69,8 @@ fn run() -> Result<(), String> {
     // step, so a vector's output is `steps x row`.
     let widths_match = if model.is_causal() {
         let row = model.output_len() / model.tokens();
-        vectors.input_len as usize == model.step_width() && vectors.output_len as usize % row == 0
+        vectors.input_len as usize == model.step_width()
+            && (vectors.output_len as usize).is_multiple_of(row)
     } else {
         vectors.input_len as usize == model.input_len()
             && vectors.output_len as usize == model.output_len()
@@ -91,6 +97,11 @@ fn run() -> Result<(), String> {
             model.features().names().collect::<Vec<_>>().join(",")
         ));
     }
+    let name = model_path
+        .parent()
+        .and_then(|d| d.file_name())
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_else(|| "model".into());
     let input_f32_len = match model.numeric() {
         Numeric::F32 => model.step_width(),
         Numeric::Int8 => 0,
@@ -126,7 +137,10 @@ fn run() -> Result<(), String> {
              /// Instructions per SysTick tick under `-icount shift=0`, times 2.\n\
              pub const INSTRUCTIONS_PER_TICK_X2: u64 = {per_tick_x2};\n\
              /// State bytes of a recurrent or causal model (0 otherwise).\n\
-             pub const STATE_BYTES: usize = {};\n",
+             pub const STATE_BYTES: usize = {};\n\
+             /// The model's name (its export folder).\n\
+             #[allow(dead_code)] // logged by defmt-qemu only\n\
+             pub const MODEL_NAME: &str = {name:?};\n",
             model.arena_bytes(),
             model.state_bytes()
         )

@@ -35,65 +35,32 @@
 #![no_main]
 
 use core::fmt::{self, Write};
-use core::sync::atomic::{AtomicU32, Ordering};
 
-use cortex_m::peripheral::{syst::SystClkSource, SYST};
-use cortex_m_rt::{entry, exception};
+use cortex_m_rt::entry;
 use cortex_m_semihosting::{debug, hio};
+use harness::{instructions, ticks, Output};
 use panic_semihosting as _;
 use runtime::{Arena, Model, Numeric, TestVectors};
+
+/// SysTick instruction counting and the timed inference, shared with `defmt-qemu/`.
+mod harness;
 
 include!(concat!(env!("OUT_DIR"), "/config.rs"));
 
 /// The model blob; weights are borrowed from it in flash.
-static MODEL: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/model.bin"));
+static MODEL: &[u8] = &harness::Aligned(*include_bytes!(concat!(env!("OUT_DIR"), "/model.bin"))).0;
 /// The parsed model (about 2 KB of layer descriptions): loaded in place into
 /// a static, so it is neither on the stack nor copied.
 static mut LOADED: Model<'static> = Model::empty();
 /// postcard `TestVectors` for the model.
-static VECTORS: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/vectors.bin"));
+static VECTORS: &[u8] =
+    &harness::Aligned(*include_bytes!(concat!(env!("OUT_DIR"), "/vectors.bin"))).0;
 
 /// Word written over the free stack at start; the first word that differs at
 /// the end marks the deepest the stack went.
 const STACK_PAINT: u32 = 0x5EED_C0DE;
 /// Bytes below the current stack pointer left unpainted (room for `paint_stack` itself).
 const PAINT_MARGIN: usize = 64;
-
-/// SysTick wraps (every 2^24 ticks), counted by the exception handler.
-static WRAPS: AtomicU32 = AtomicU32::new(0);
-
-#[exception]
-fn SysTick() {
-    // Only this handler writes WRAPS, so load + store is race-free (and works on
-    // the M0, which has no atomic read-modify-write).
-    WRAPS.store(
-        WRAPS.load(Ordering::Relaxed).wrapping_add(1),
-        Ordering::Relaxed,
-    );
-}
-
-/// Ticks since SysTick was started.
-fn ticks() -> u64 {
-    loop {
-        let before = WRAPS.load(Ordering::Relaxed);
-        let current = SYST::get_current();
-        if WRAPS.load(Ordering::Relaxed) == before {
-            return (u64::from(before) << 24) + u64::from(0x00FF_FFFF - current);
-        }
-    }
-}
-
-fn instructions(ticks: u64) -> u64 {
-    ticks * INSTRUCTIONS_PER_TICK_X2 / 2
-}
-
-/// Run a loop of exactly `2 * n` instructions (plus a handful around it).
-fn busy_loop(n: u32) {
-    // SAFETY: touches only r0 and the flags, no memory or stack.
-    unsafe {
-        core::arch::asm!("2:", "subs r0, #1", "bne 2b", inout("r0") n => _, options(nomem, nostack));
-    }
-}
 
 extern "C" {
     // From cortex-m-rt's link.x: the stack spans [_stack_end, _stack_start).
@@ -240,20 +207,9 @@ fn main() -> ! {
     );
     line.end();
 
-    let syst = &mut core.SYST;
-    syst.set_clock_source(SystClkSource::Core);
-    syst.set_reload(0x00FF_FFFF);
-    syst.clear_current();
-    syst.enable_interrupt();
-    syst.enable_counter();
-    // The counter reads 0 until its first reload.
-    while SYST::get_current() == 0 {}
-
-    const CALIB_LOOPS: u32 = 500_000;
-    let start = ticks();
-    busy_loop(CALIB_LOOPS);
-    let calib = ticks() - start;
-    let _ = write!(line, "calib {} {calib}", 2 * CALIB_LOOPS);
+    harness::start_systick(&mut core.SYST);
+    let (calib_instructions, calib_ticks) = harness::calibrate();
+    let _ = write!(line, "calib {calib_instructions} {calib_ticks}");
     line.end();
 
     if model.is_recurrent() || model.is_causal() {
@@ -269,7 +225,7 @@ fn main() -> ! {
     let mut total = 0u64;
     for index in 0..vectors.count as usize {
         if model.is_causal() {
-            match run_causal(&model, &vectors, index, input_f32, state, arena, &mut line) {
+            match run_causal(model, &vectors, index, input_f32, state, arena, &mut line) {
                 Ok(n) => {
                     total += n;
                     let _ = write!(line, " {n}");
@@ -281,7 +237,7 @@ fn main() -> ! {
         }
         if model.is_recurrent() {
             let start = ticks();
-            let result = run_sequence(&model, &vectors, index, input_f32, state, arena, &mut line);
+            let result = run_sequence(model, &vectors, index, input_f32, state, arena, &mut line);
             let elapsed = ticks() - start;
             if let Err(e) = result {
                 fail(&mut line, format_args!("vector {index}: {e}"));
@@ -292,37 +248,20 @@ fn main() -> ! {
             line.end();
             continue;
         }
-        let elapsed = match model.numeric() {
-            Numeric::F32 => {
-                vectors.input_f32(index, input_f32);
-                let start = ticks();
-                let result = model.run_f32(input_f32, arena.as_mut_bytes());
-                let elapsed = ticks() - start;
-                match result {
-                    Ok(y) => {
-                        let _ = write!(line, "out {index} ");
-                        y.iter()
-                            .flat_map(|v| v.to_le_bytes())
-                            .for_each(|b| line.hex(b));
-                        elapsed
-                    }
-                    Err(e) => fail(&mut line, format_args!("vector {index}: {e}")),
+        let elapsed = match harness::infer(model, &vectors, index, input_f32, arena.as_mut_bytes())
+        {
+            Ok((y, elapsed)) => {
+                let _ = write!(line, "out {index} ");
+                match y {
+                    Output::F32(y) => y
+                        .iter()
+                        .flat_map(|v| v.to_le_bytes())
+                        .for_each(|b| line.hex(b)),
+                    Output::I8(y) => y.iter().for_each(|&v| line.hex(v as u8)),
                 }
+                elapsed
             }
-            Numeric::Int8 => {
-                let x = vectors.input_i8(index);
-                let start = ticks();
-                let result = model.run_i8(x, arena.as_mut_bytes());
-                let elapsed = ticks() - start;
-                match result {
-                    Ok(y) => {
-                        let _ = write!(line, "out {index} ");
-                        y.iter().for_each(|&v| line.hex(v as u8));
-                        elapsed
-                    }
-                    Err(e) => fail(&mut line, format_args!("vector {index}: {e}")),
-                }
-            }
+            Err(e) => fail(&mut line, format_args!("vector {index}: {e}")),
         };
         let n = instructions(elapsed);
         total += n;
@@ -331,7 +270,7 @@ fn main() -> ! {
     }
 
     if model.is_recurrent() {
-        if let Err(e) = stream(&model, &vectors, input_f32, state, arena, &mut line) {
+        if let Err(e) = stream(model, &vectors, input_f32, state, arena, &mut line) {
             fail(&mut line, format_args!("stream: {e}"));
         }
     }

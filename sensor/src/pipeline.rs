@@ -85,6 +85,7 @@ pub struct Decision {
     confidence: f32,
     scores: Scores,
     len: u8,
+    model_ticks: u32,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -107,6 +108,13 @@ impl Decision {
     /// do (int8 outputs dequantized with [`Model::dequantize_output`]).
     pub fn confidence(&self) -> f32 {
         self.confidence
+    }
+
+    /// Ticks of the counter given to [`Pipeline::poll_timed`] spent in the
+    /// runtime over this window's samples (0 from [`Pipeline::poll`]):
+    /// divide by the window length for a figure per step.
+    pub fn model_ticks(&self) -> u32 {
+        self.model_ticks
     }
 
     /// The int8 model's raw outputs, as `finish_i8` returned them.
@@ -141,6 +149,7 @@ pub struct Pipeline<'p, 'm, I2C> {
     in_window: u16,
     gravity: Option<GravityFilter>,
     initialized: bool,
+    window_ticks: u32,
 }
 
 impl<'p, 'm, I2C: I2c> Pipeline<'p, 'm, I2C> {
@@ -166,6 +175,7 @@ impl<'p, 'm, I2C: I2c> Pipeline<'p, 'm, I2C> {
                 Gravity::Subtract { samples } => Some(GravityFilter::new(samples)),
             },
             initialized: false,
+            window_ticks: 0,
         }
     }
 
@@ -186,10 +196,24 @@ impl<'p, 'm, I2C: I2c> Pipeline<'p, 'm, I2C> {
     /// its decision. On any error the window is discarded (see the module
     /// docs) and the error returned; the next call starts a new window.
     pub fn poll(&mut self) -> Result<Option<Decision>, Error<I2C::Error>> {
+        self.poll_timed(&mut || 0)
+    }
+
+    /// [`Pipeline::poll`], also timing the runtime's share of the work:
+    /// `now` is read right before and right after the runtime is called for
+    /// this sample (the reset at a window's start, the step, and the finish
+    /// at its end), after the bus read, so the I2C transfer is not counted.
+    /// `now` must be a free-running counter that wraps at 2^32 (DWT CYCCNT,
+    /// or SysTick extended to 32 bits by its exception); a window's total is
+    /// [`Decision::model_ticks`]. Errors and windows as for `poll`.
+    pub fn poll_timed(
+        &mut self,
+        now: &mut impl FnMut() -> u32,
+    ) -> Result<Option<Decision>, Error<I2C::Error>> {
         if !self.initialized {
             return Err(Error::NotInitialized);
         }
-        let result = self.next_sample();
+        let result = self.next_sample(now);
         if result.is_err() {
             self.restart_window();
         }
@@ -225,7 +249,10 @@ impl<'p, 'm, I2C: I2c> Pipeline<'p, 'm, I2C> {
         self.imu.release()
     }
 
-    fn next_sample(&mut self) -> Result<Option<Decision>, Error<I2C::Error>> {
+    fn next_sample(
+        &mut self,
+        now: &mut impl FnMut() -> u32,
+    ) -> Result<Option<Decision>, Error<I2C::Error>> {
         // The model is touched only after the whole burst was read and checked.
         let sample = self.imu.read()?;
         let [gx, gy, gz] = sample.gyro_rad_s;
@@ -233,16 +260,24 @@ impl<'p, 'm, I2C: I2c> Pipeline<'p, 'm, I2C> {
             Some(filter) => filter.apply(sample.accel_mps2),
             None => sample.accel_mps2,
         };
+        let start = now();
         if self.in_window == 0 {
+            self.window_ticks = 0;
             self.model.reset(self.state)?;
         }
         self.step(&[ax, ay, az, gx, gy, gz])?;
         self.in_window = self.in_window.saturating_add(1);
-        if self.in_window < self.window_len.get() {
-            return Ok(None);
-        }
-        self.in_window = 0;
-        Ok(Some(self.finish()?))
+        let decision = if self.in_window < self.window_len.get() {
+            None
+        } else {
+            self.in_window = 0;
+            Some(self.finish()?)
+        };
+        self.window_ticks = self.window_ticks.wrapping_add(now().wrapping_sub(start));
+        Ok(decision.map(|d| Decision {
+            model_ticks: self.window_ticks,
+            ..d
+        }))
     }
 
     /// Input and output widths, then reset / step / finish on zeros, then reset.
@@ -303,6 +338,7 @@ impl<'p, 'm, I2C: I2c> Pipeline<'p, 'm, I2C> {
             confidence,
             scores: Scores::Int8(values),
             len: len as u8, // at most MAX_CLASSES
+            model_ticks: 0,
         })
     }
 
@@ -325,6 +361,7 @@ impl<'p, 'm, I2C: I2c> Pipeline<'p, 'm, I2C> {
             confidence,
             scores: Scores::F32(values),
             len: len as u8, // at most MAX_CLASSES
+            model_ticks: 0,
         })
     }
 

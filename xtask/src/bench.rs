@@ -7,7 +7,7 @@ use serde::Serialize;
 
 use crate::chip::{self, ChipRun, Core};
 use crate::report::{run_exported, write_json_atomic};
-use crate::{minimal, synth, targets, toolchain, trainer};
+use crate::{boards, minimal, synth, targets, toolchain, trainer};
 
 /// Synthetic layer shapes, `rows x cols` (outputs x inputs), as in CORTEX-M.md.
 const SHAPES: [(usize, usize); 3] = [(64, 64), (256, 256), (640, 128)];
@@ -41,6 +41,8 @@ struct Results {
     targets: Vec<targets::Target>,
     /// What a user pays: the minimal application per model and core.
     minimal: Vec<MinimalRow>,
+    /// The board applications' release builds (flash and RAM from the ELF).
+    boards: Vec<boards::BoardBuild>,
 }
 
 #[derive(Serialize)]
@@ -263,6 +265,11 @@ pub fn bench() -> Result<bool> {
         ok &= t.bit_identical;
     }
     targets::print(&kernel_targets);
+    let board_builds = boards::BOARDS
+        .iter()
+        .map(boards::build)
+        .collect::<Result<Vec<_>>>()?;
+    boards::print_table(&board_builds);
     println!("\nbaseline (1x1 dense, fixed per-inference overhead, subtracted in net/MAC):");
     for b in &baselines {
         println!(
@@ -283,6 +290,7 @@ pub fn bench() -> Result<bool> {
         rows,
         targets: kernel_targets,
         minimal: smallest,
+        boards: board_builds,
     };
     let path = crate::workspace_root().join("bench/results.json");
     write_json_atomic(&path, &results)?;

@@ -62,7 +62,8 @@ pub fn model_features(model: &Model) -> String {
 }
 
 /// `cargo build --release` of a firmware crate under `firmware/` (`"."` is
-/// the parity firmware, `"minimal"` the minimal application) for `core`,
+/// the parity firmware, `"minimal"` the minimal application, `"boards/pico"`
+/// a board application) for `core`'s target,
 /// with `features` and the build script's inputs in `env`; the ELF path.
 /// Every firmware crate shares one target directory, so their common
 /// dependencies build once per core.
@@ -97,7 +98,11 @@ pub fn build_crate(
             String::from_utf8_lossy(&out.stderr).trim_end()
         );
     }
-    let name = if dir == "." { "firmware" } else { dir };
+    // The binary is named after the package, which is named after its folder.
+    let name = match Path::new(dir).file_name() {
+        Some(name) if dir != "." => name,
+        _ => "firmware".as_ref(),
+    };
     Ok(target_dir.join(core.target()).join("release").join(name))
 }
 
@@ -170,12 +175,12 @@ pub fn run_on_chip(core: Core, model_path: &Path, vectors_path: &Path) -> Result
     let mut first_mismatch = None;
     let mut instructions = 0u64;
     let mut outputs = vec![Vec::new(); count];
-    for i in 0..count {
+    for (i, output) in outputs.iter_mut().enumerate() {
         let Some((_, bytes, n)) = report.outputs.iter().find(|(index, _, _)| *index == i) else {
             first_mismatch.get_or_insert_with(|| format!("vector {i}: no output"));
             continue;
         };
-        outputs[i].clone_from(bytes);
+        output.clone_from(bytes);
         instructions += n;
         let expected = vectors.expected_bytes(i);
         if bytes.as_slice() == expected {

@@ -8,11 +8,14 @@
 //!   synthetic dense layers, next to the CMSIS-NN reference figures.
 //! - `reproduce`: retrain every spec and compare with the committed exports
 //!   byte for byte (not in `test`: other CPUs may train to other floats).
+//! - `boards`: the board applications' builds and the defmt log check, alone.
 
 mod bench;
+mod boards;
 mod chip;
 mod classical;
 mod cores;
+mod defmt_log;
 mod forecast;
 mod fuzz;
 mod minimal;
@@ -58,6 +61,8 @@ enum Command {
     Bench,
     /// Retrain every model spec and compare with models/exported/ byte for byte.
     Reproduce,
+    /// Build the board applications and check the defmt log under QEMU (part of `test`).
+    Boards,
     /// Fuzz the model loader (cargo-fuzz) for N seconds per target.
     Fuzz {
         /// Seconds per target.
@@ -103,6 +108,7 @@ fn main() -> ExitCode {
         Command::Test => test::test(),
         Command::Bench => bench::bench(),
         Command::Reproduce => reproduce::reproduce(),
+        Command::Boards => boards::boards(),
         Command::Fuzz { seconds } => fuzz::fuzz(seconds),
         Command::Run {
             core,

@@ -29,6 +29,11 @@ pub struct Report {
 /// Run `elf` on `core`'s board with instruction counting; the firmware's
 /// stdout on a semihosting success exit, else an error with its last lines.
 pub fn run(core: Core, elf: &Path) -> Result<String> {
+    Ok(String::from_utf8_lossy(&run_raw(core, elf)?).into_owned())
+}
+
+/// [`run`], with the firmware's stdout as bytes (defmt frames are binary).
+pub fn run_raw(core: Core, elf: &Path) -> Result<Vec<u8>> {
     let mut child = Command::new("qemu-system-arm")
         .args(["-cpu", core.cpu(), "-machine", core.machine(), "-nographic"])
         .args(["-semihosting-config", "enable=on,target=native"])
@@ -70,7 +75,8 @@ pub fn run(core: Core, elf: &Path) -> Result<String> {
         }
         thread::sleep(Duration::from_millis(20));
     };
-    let out = String::from_utf8_lossy(&out_reader.join().unwrap_or_default()).into_owned();
+    let raw = out_reader.join().unwrap_or_default();
+    let out = String::from_utf8_lossy(&raw).into_owned();
     let err = String::from_utf8_lossy(&err_reader.join().unwrap_or_default()).into_owned();
     let tail = |s: &str| {
         s.lines()
@@ -95,7 +101,7 @@ pub fn run(core: Core, elf: &Path) -> Result<String> {
             tail(&out),
             tail(&err)
         ),
-        Some(_) => Ok(out),
+        Some(_) => Ok(raw),
     }
 }
 

@@ -12,7 +12,9 @@
 //!    and every exported model on the M0, M3, M4, M7 and M33, each firmware
 //!    built with only its model's runtime features;
 //! 5. the minimal application for every exported model and core: built,
-//!    run once under QEMU, its answer equal to the host's.
+//!    run once under QEMU, its answer equal to the host's;
+//! 6. the board applications built `--release` ([`crate::boards`]) and the
+//!    defmt firmware's log decoded and checked ([`crate::defmt_log`]).
 
 use std::process::Command;
 
@@ -22,7 +24,7 @@ use runtime::Numeric;
 use crate::chip::{self, ChipRun};
 use crate::cores::{numeric_name, Core, HOST_32};
 use crate::report::run_exported;
-use crate::{minimal, synth, toolchain, trainer};
+use crate::{boards, defmt_log, minimal, synth, toolchain, trainer};
 
 /// Peak stack any model may use: half of the smallest target's RAM (the
 /// Cortex-M0 micro:bit's 16 KiB), so that arena, recurrent state, statics and
@@ -156,6 +158,7 @@ pub fn test() -> Result<bool> {
 
     let mut qemu = Tally::default();
     let mut minimal = Tally::default();
+    let mut on_boards = Tally::default();
     match prerequisites.and_then(|()| trainer::exported_models(true)) {
         Err(e) => qemu.check("qemu parity", Err(e)),
         Ok(models) => {
@@ -244,6 +247,13 @@ pub fn test() -> Result<bool> {
                     minimal.check(&label, run);
                 }
             }
+            for (label, result) in boards::test() {
+                on_boards.check(&label, result);
+            }
+            for core in Core::ALL {
+                let label = format!("defmt log {} int8 {}", defmt_log::MODEL, core.name());
+                on_boards.check(&label, defmt_log::check(core));
+            }
         }
     }
 
@@ -256,8 +266,12 @@ pub fn test() -> Result<bool> {
         minimal.passed, minimal.failed
     );
     println!(
+        "boards and defmt: {} passed, {} failed",
+        on_boards.passed, on_boards.failed
+    );
+    println!(
         "qemu parity: {} passed, {} failed",
         qemu.passed, qemu.failed
     );
-    Ok(host.failed + minimal.failed + qemu.failed == 0)
+    Ok(host.failed + minimal.failed + on_boards.failed + qemu.failed == 0)
 }
