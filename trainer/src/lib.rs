@@ -42,6 +42,7 @@ use anyhow::Result;
 pub mod classical;
 pub mod mlp;
 pub mod recurrent;
+pub mod seq2seq;
 pub mod transformer;
 
 /// Every model family, each plugged in through [`family::Family`]: adding
@@ -53,6 +54,9 @@ pub static FAMILIES: &[&dyn family::Plugin] = &[
     &recurrent::RecurrentFamily,
     // Transformer classifiers and a causal forecaster (kind `transformer`).
     &transformer::TransformerFamily,
+    // Recurrent encoder-decoders with attention, multi-step forecasters
+    // (kind `seq2seq`).
+    &seq2seq::Seq2SeqFamily,
     // Clustering and anomaly detectors (kinds `kmeans`, `hierarchical`,
     // `pca`, `autoencoder`, `isolation-forest`).
     &classical::ClassicalFamily,
