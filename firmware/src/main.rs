@@ -474,12 +474,18 @@ fn run_forecast(
 ) -> Result<(u64, u64), runtime::Error> {
     let (state, arena) = (state.as_mut_bytes(), arena.as_mut_bytes());
     let start = ticks();
+    // The forecast API exists only on the numeric paths the build enables
+    // (the firmware is built with the model's features only).
     match model.numeric() {
+        #[cfg(feature = "f32")]
         Numeric::F32 => {
             vectors.input_f32(index, input_f32);
             model.encode_f32(input_f32, state, arena)?;
         }
+        #[cfg(feature = "int8")]
         Numeric::Int8 => model.encode_i8(vectors.input_i8(index), state, arena)?,
+        #[allow(unreachable_patterns)]
+        _ => return Err(runtime::Error::WrongNumericPath),
     }
     let encode = ticks() - start;
     let _ = write!(line, "out {index} ");
@@ -487,6 +493,7 @@ fn run_forecast(
     for _ in 0..model.horizon() {
         let start = ticks();
         match model.numeric() {
+            #[cfg(feature = "f32")]
             Numeric::F32 => {
                 let y = model.decode_f32(state, arena)?;
                 decode += ticks() - start;
@@ -494,11 +501,14 @@ fn run_forecast(
                     .flat_map(|v| v.to_le_bytes())
                     .for_each(|b| line.hex(b));
             }
+            #[cfg(feature = "int8")]
             Numeric::Int8 => {
                 let y = model.decode_i8(state, arena)?;
                 decode += ticks() - start;
                 y.iter().for_each(|&v| line.hex(v as u8));
             }
+            #[allow(unreachable_patterns)]
+            _ => return Err(runtime::Error::WrongNumericPath),
         }
     }
     Ok((instructions(encode), instructions(decode)))
