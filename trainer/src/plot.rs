@@ -292,11 +292,7 @@ pub fn lines(path: &Path, title: &str, axes: (&str, &str), series: &[Line<'_>]) 
                     PathElement::new(vec![(x, y), (x + 20, y)], color.stroke_width(3))
                 });
             if line.dots {
-                chart.draw_series(
-                    points
-                        .iter()
-                        .map(|&p| Circle::new(p, 3, color.filled())),
-                )?;
+                chart.draw_series(points.iter().map(|&p| Circle::new(p, 3, color.filled())))?;
             }
         }
         chart

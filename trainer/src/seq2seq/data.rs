@@ -131,13 +131,9 @@ impl Seq2SeqData {
         let windows = |set: &Sequences, stride| {
             let mut all = Windows::default();
             for (i, (series, &label)) in set.series.iter().zip(&set.labels).enumerate() {
-                all.cut(
-                    series,
-                    (c, w, h, stride),
-                    (i, 0),
-                    &s.predict,
-                    |_| label as u16,
-                );
+                all.cut(series, (c, w, h, stride), (i, 0), &s.predict, |_| {
+                    label as u16
+                });
             }
             all
         };

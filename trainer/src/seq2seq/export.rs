@@ -61,7 +61,11 @@ pub fn int8_blob(m: &Seq2Seq, calibration: &[f32]) -> Result<Blob> {
     let input_quant = asymmetric(r.input);
     let top = r.encoder.last().copied().unwrap_or_default();
     let keys = QuantParams {
-        scale: symmetric(top.abs_max().max(r.query.abs_max()).max(r.context.abs_max())) as f32,
+        scale: symmetric(
+            top.abs_max()
+                .max(r.query.abs_max())
+                .max(r.context.abs_max()),
+        ) as f32,
         zero_point: 0,
     };
     let mut layers = Vec::with_capacity(m.encoder.len() + 1);

@@ -72,11 +72,7 @@ impl fmt::Display for Forecasts {
 fn errors_per_step(predictions: &[f32], data: &Seq2SeqData, spec: &Seq2SeqSpec) -> Vec<f64> {
     let o = spec.predict.len();
     let mut sums = vec![0.0f64; spec.horizon];
-    for (i, (p, t)) in predictions
-        .iter()
-        .zip(&data.test.targets)
-        .enumerate()
-    {
+    for (i, (p, t)) in predictions.iter().zip(&data.test.targets).enumerate() {
         sums[(i / o) % spec.horizon] += f64::from((p - t).abs());
     }
     let n = (data.test.len() * o).max(1) as f64;
@@ -298,7 +294,12 @@ pub fn finish(
             label: "input window",
             color: BLACK,
             points: (0..w)
-                .map(|t| ((t as f64) - (w as f64) + 1.0, f64::from(input[t * c + first])))
+                .map(|t| {
+                    (
+                        (t as f64) - (w as f64) + 1.0,
+                        f64::from(input[t * c + first]),
+                    )
+                })
                 .collect(),
             dots: false,
         },
@@ -438,12 +439,10 @@ pub fn finish(
             persistence: persistence_errors,
             forecaster: forecaster.map(|(_, e)| e),
         },
-        baseline_forecaster: s.baseline_forecaster.as_ref().map(|p| {
-            p.strip_prefix(&spec.dir)
-                .unwrap_or(p)
-                .display()
-                .to_string()
-        }),
+        baseline_forecaster: s
+            .baseline_forecaster
+            .as_ref()
+            .map(|p| p.strip_prefix(&spec.dir).unwrap_or(p).display().to_string()),
         trainer_vs_runtime_f32_max_abs_diff: f64::from(max_diff),
         plotted_window: shown,
     })

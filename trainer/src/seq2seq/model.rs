@@ -94,7 +94,10 @@ impl Seq2Seq {
         let net = Net::constant(self)?;
         let step = self.window * self.channels;
         if step == 0 || !windows.len().is_multiple_of(step) {
-            bail!("windows of {step} values expected, got {} values", windows.len());
+            bail!(
+                "windows of {step} values expected, got {} values",
+                windows.len()
+            );
         }
         let mut out = Vec::with_capacity(windows.len() / step * self.horizon * self.outputs());
         // Batches keep the encoder's tensors small.

@@ -145,10 +145,7 @@ impl Seq2SeqSpec {
 pub fn parse(spec: &Spec, tables: &mut Tables) -> Result<Seq2SeqSpec, SpecError> {
     let training = spec.training()?;
     if !matches!(training.optimizer, OptimizerSpec::Adam { .. }) {
-        return Err(spec.invalid(
-            "training.optimizer",
-            "must be adam for seq2seq models",
-        ));
+        return Err(spec.invalid("training.optimizer", "must be adam for seq2seq models"));
     }
     let t: Seq2SeqTable = tables.require("seq2seq")?;
     let invalid = |field: &str, problem: String| spec.invalid(field, problem);
@@ -247,8 +244,7 @@ pub fn parse(spec: &Spec, tables: &mut Tables) -> Result<Seq2SeqSpec, SpecError>
                 if set {
                     return Err(invalid(
                         field,
-                        "is not read by a seq2seq model (its windows are set in [seq2seq])"
-                            .into(),
+                        "is not read by a seq2seq model (its windows are set in [seq2seq])".into(),
                     ));
                 }
             }

@@ -75,7 +75,12 @@ impl Examples {
     }
 
     /// `(x, targets)` of the examples at `indices`.
-    fn batch(&self, indices: &[usize], spec: &Seq2SeqSpec, channels: usize) -> Result<(Tensor, Tensor)> {
+    fn batch(
+        &self,
+        indices: &[usize],
+        spec: &Seq2SeqSpec,
+        channels: usize,
+    ) -> Result<(Tensor, Tensor)> {
         let gather = |values: &[f32], len: usize| -> Vec<f32> {
             indices
                 .iter()
@@ -162,7 +167,9 @@ pub fn train(
         train_set.len(),
         |batch| {
             let (x, targets) = train_set.batch(batch, spec, channels)?;
-            let share = spec.teacher_forcing.at(done as f64 / (total - 1).max(1) as f64);
+            let share = spec
+                .teacher_forcing
+                .at(done as f64 / (total - 1).max(1) as f64);
             done += 1;
             let masks: Vec<Tensor> = if share < 1.0 {
                 (1..spec.horizon)
