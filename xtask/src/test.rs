@@ -43,6 +43,9 @@ pub const FEATURE_MATRIX: [&str; 8] = [
     "f32,int8,recurrent,attention,classical,conv",
 ];
 
+/// Writes a synthetic model's blob and vectors for one numeric path.
+type MakeSynthetic = Box<dyn Fn(Numeric) -> Result<synth::Synthetic>>;
+
 /// Passed and failed checks, printed as they go.
 #[derive(Default)]
 struct Tally {
@@ -174,8 +177,7 @@ pub fn test() -> Result<bool> {
                         .map(move |c| (n, c))
                 })
             };
-            let mut synthetic: Vec<(String, Box<dyn Fn(Numeric) -> Result<synth::Synthetic>>)> =
-                Vec::new();
+            let mut synthetic: Vec<(String, MakeSynthetic)> = Vec::new();
             for (rows, cols) in [(34, 30), (35, 31)] {
                 let dir = dir.clone();
                 synthetic.push((
