@@ -67,7 +67,11 @@ fn run() -> Result<(), String> {
         .map_err(|e| format!("firmware: invalid vectors {}: {e}", vectors_path.display()))?;
     // Causal models take one token per step and print one output row per
     // step, so a vector's output is `steps x row`.
-    let widths_match = if model.is_causal() {
+    // Encoder-decoders take a window and print every decoded step's row.
+    let widths_match = if model.is_seq2seq() {
+        vectors.input_len as usize == model.window() * model.input_len()
+            && vectors.output_len as usize == model.horizon() * model.output_len()
+    } else if model.is_causal() {
         let row = model.output_len() / model.tokens();
         vectors.input_len as usize == model.step_width()
             && (vectors.output_len as usize).is_multiple_of(row)
@@ -103,6 +107,7 @@ fn run() -> Result<(), String> {
         .map(|n| n.to_string_lossy().into_owned())
         .unwrap_or_else(|| "model".into());
     let input_f32_len = match model.numeric() {
+        Numeric::F32 if model.is_seq2seq() => model.window() * model.input_len(),
         Numeric::F32 => model.step_width(),
         Numeric::Int8 => 0,
     };

@@ -50,7 +50,9 @@ fn run() -> Result<(), String> {
         ));
     }
     let input = vectors.input_bytes(0);
-    let sequence = model.is_recurrent() || model.is_causal();
+    // An encoder-decoder forecasts its whole horizon (its own cfg).
+    let forecast = model.is_seq2seq();
+    let sequence = (model.is_recurrent() || model.is_causal()) && !forecast;
     let (element, values) = match model.numeric() {
         Numeric::F32 => (
             "f32",
@@ -69,7 +71,9 @@ fn run() -> Result<(), String> {
     let output_bytes = match model.numeric() {
         Numeric::F32 => 4,
         Numeric::Int8 => 1,
-    } * if model.is_causal() {
+    } * if forecast {
+        model.horizon() * model.output_len()
+    } else if model.is_causal() {
         model.output_len() / model.tokens()
     } else {
         model.output_len()
@@ -107,8 +111,11 @@ fn run() -> Result<(), String> {
     if sequence {
         println!("cargo:rustc-cfg=sequence");
     }
+    if forecast {
+        println!("cargo:rustc-cfg=forecast");
+    }
     println!("cargo:rustc-cfg=path_{element}");
-    println!("cargo::rustc-check-cfg=cfg(sequence, path_f32, path_i8)");
+    println!("cargo::rustc-check-cfg=cfg(sequence, forecast, path_f32, path_i8)");
     println!("cargo:rustc-link-search={}", out.display());
     println!("cargo:rustc-link-arg=-Tlink.x");
     println!("cargo:rerun-if-changed=build.rs");

@@ -24,6 +24,14 @@
 //! and its `out` line holds every step's output row back to back; the
 //! instructions cover the steps only (not the printing).
 //!
+//! Encoder-decoders (seq2seq) print the `ram` line too; each vector is one
+//! window, encoded (`encode_*`) and then decoded step by step (`decode_*`,
+//! the step API) over the whole horizon; its `out` line holds every decoded
+//! step's output row back to back (the host's vectors come from the one-call
+//! `forecast_*`, so parity also checks that the two APIs agree), and
+//! `seq2seq <index> encode <instructions> decode <instructions>` splits the
+//! instructions of the window; the `out` instructions are their sum.
+//!
 //! then exits with semihosting success; any error prints `error <text>` and
 //! exits with failure. Instructions are SysTick ticks times the instructions
 //! per tick that QEMU's `-icount shift=0` gives on the board (see build.rs);
@@ -212,7 +220,7 @@ fn main() -> ! {
     let _ = write!(line, "calib {calib_instructions} {calib_ticks}");
     line.end();
 
-    if model.is_recurrent() || model.is_causal() {
+    if model.is_recurrent() || model.is_causal() || model.is_seq2seq() {
         let _ = write!(
             line,
             "ram state {} arena {}",
@@ -224,6 +232,19 @@ fn main() -> ! {
 
     let mut total = 0u64;
     for index in 0..vectors.count as usize {
+        if model.is_seq2seq() {
+            match run_forecast(model, &vectors, index, input_f32, state, arena, &mut line) {
+                Ok((encode, decode)) => {
+                    total += encode + decode;
+                    let _ = write!(line, " {}", encode + decode);
+                    line.end();
+                    let _ = write!(line, "seq2seq {index} encode {encode} decode {decode}");
+                    line.end();
+                }
+                Err(e) => fail(&mut line, format_args!("vector {index}: {e}")),
+            }
+            continue;
+        }
         if model.is_causal() {
             match run_causal(model, &vectors, index, input_f32, state, arena, &mut line) {
                 Ok(n) => {
@@ -269,7 +290,7 @@ fn main() -> ! {
         line.end();
     }
 
-    if model.is_recurrent() {
+    if model.is_recurrent() && !model.is_seq2seq() {
         if let Err(e) = stream(model, &vectors, input_f32, state, arena, &mut line) {
             fail(&mut line, format_args!("stream: {e}"));
         }
@@ -376,6 +397,60 @@ fn run_causal(
         printed?;
     }
     Ok(instructions(elapsed))
+}
+
+/// Window `index` of an encoder-decoder: encoded, then decoded one step at
+/// a time over the horizon; prints the `out` line's bytes and returns the
+/// instructions of the encode and of all the decoded steps.
+fn run_forecast(
+    model: &Model,
+    vectors: &TestVectors,
+    index: usize,
+    input_f32: &mut [f32],
+    state: &mut Arena<STATE_BYTES>,
+    arena: &mut Arena<ARENA_BYTES>,
+    line: &mut Line,
+) -> Result<(u64, u64), runtime::Error> {
+    let (state, arena) = (state.as_mut_bytes(), arena.as_mut_bytes());
+    let start = ticks();
+    // The forecast API exists only on the numeric paths the build enables
+    // (the firmware is built with the model's features only).
+    match model.numeric() {
+        #[cfg(feature = "f32")]
+        Numeric::F32 => {
+            vectors.input_f32(index, input_f32);
+            model.encode_f32(input_f32, state, arena)?;
+        }
+        #[cfg(feature = "int8")]
+        Numeric::Int8 => model.encode_i8(vectors.input_i8(index), state, arena)?,
+        #[allow(unreachable_patterns)]
+        _ => return Err(runtime::Error::WrongNumericPath),
+    }
+    let encode = ticks() - start;
+    let _ = write!(line, "out {index} ");
+    let mut decode = 0u64;
+    for _ in 0..model.horizon() {
+        let start = ticks();
+        match model.numeric() {
+            #[cfg(feature = "f32")]
+            Numeric::F32 => {
+                let y = model.decode_f32(state, arena)?;
+                decode += ticks() - start;
+                y.iter()
+                    .flat_map(|v| v.to_le_bytes())
+                    .for_each(|b| line.hex(b));
+            }
+            #[cfg(feature = "int8")]
+            Numeric::Int8 => {
+                let y = model.decode_i8(state, arena)?;
+                decode += ticks() - start;
+                y.iter().for_each(|&v| line.hex(v as u8));
+            }
+            #[allow(unreachable_patterns)]
+            _ => return Err(runtime::Error::WrongNumericPath),
+        }
+    }
+    Ok((instructions(encode), instructions(decode)))
 }
 
 /// Vector `index` as a whole sequence through the streaming API; prints its `out` bytes.

@@ -221,6 +221,44 @@ pub enum Layer {
         kind: Pool2dKind,
         window: Window,
     },
+    /// [`LayerDef::DecoderF32`].
+    DecoderF32 {
+        shape: DecoderShape,
+        params: Vec<u8>,
+    },
+    /// [`LayerDef::DecoderI8`].
+    DecoderI8 {
+        shape: DecoderShape,
+        start: Rescale,
+        params: Vec<u8>,
+        query: Rescale,
+        score: Rescale,
+        exp_table: Vec<u8>,
+        context: Rescale,
+        combine: DenseI8,
+        tanh: Vec<u8>,
+        out: DenseI8,
+    },
+}
+
+/// The shape of a decoder ([`LayerDef::DecoderF32`] and
+/// [`LayerDef::DecoderI8`] share it).
+#[derive(Debug, Clone, PartialEq)]
+pub struct DecoderShape {
+    /// Encoder steps.
+    pub window: u32,
+    /// Most decoder steps.
+    pub horizon: u32,
+    /// The decoder's cell kind (the encoder's last layer's).
+    pub cell: Cell,
+    /// Values per decoder step.
+    pub outputs: u32,
+    /// Hidden width (the encoder's last layer's).
+    pub hidden: u32,
+    /// Width of the attentional state.
+    pub attention: u32,
+    /// `outputs` u16 (LE): the input channel each output continues.
+    pub feedback: Vec<u8>,
 }
 
 impl Layer {
@@ -433,6 +471,45 @@ impl Layer {
                 input: *input,
                 kind: *kind,
                 window: *window,
+            },
+            Layer::DecoderF32 { shape, params } => LayerDef::DecoderF32 {
+                window: shape.window,
+                horizon: shape.horizon,
+                cell: shape.cell,
+                outputs: shape.outputs,
+                hidden: shape.hidden,
+                attention: shape.attention,
+                feedback: &shape.feedback,
+                params,
+            },
+            Layer::DecoderI8 {
+                shape,
+                start,
+                params,
+                query,
+                score,
+                exp_table,
+                context,
+                combine,
+                tanh,
+                out,
+            } => LayerDef::DecoderI8 {
+                window: shape.window,
+                horizon: shape.horizon,
+                cell: shape.cell,
+                outputs: shape.outputs,
+                hidden: shape.hidden,
+                attention: shape.attention,
+                feedback: &shape.feedback,
+                start: *start,
+                params,
+                query: *query,
+                score: *score,
+                exp_table,
+                context: *context,
+                combine: combine.params(),
+                tanh,
+                out: out.params(),
             },
         }
     }

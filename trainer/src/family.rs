@@ -14,7 +14,7 @@
 //! face every [`Family`] has, from the registry in the crate root
 //! (`crate::FAMILIES`), where adding a family is one line.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 use anyhow::Result;
@@ -51,6 +51,12 @@ pub trait Family: Sync {
     /// including every limit of the runtime that the spec alone decides:
     /// this runs before any data is read.
     fn parse(&self, spec: &Spec, tables: &mut Tables) -> Result<Self::Spec, SpecError>;
+
+    /// Files the export depends on besides the spec's data files (a blob
+    /// the family reads, say); they enter the export's fingerprint.
+    fn inputs(&self, _spec: &Spec<Self::Spec>) -> Vec<PathBuf> {
+        Vec::new()
+    }
 
     /// Load the data (checking the widths the data decides).
     fn load(&self, spec: &Spec<Self::Spec>) -> Result<Self::Data>;
@@ -187,7 +193,9 @@ pub fn export<F: Family>(
     reuse: bool,
     progress: bool,
 ) -> Result<Report<F::Details>> {
-    let fingerprint = crate::export::fingerprint(&spec.file, &spec.data_files())?;
+    let mut inputs = spec.data_files();
+    inputs.extend(family.inputs(spec));
+    let fingerprint = crate::export::fingerprint(&spec.file, &inputs)?;
     let numerics = family.numerics(spec);
     let files: Vec<String> = numerics
         .iter()

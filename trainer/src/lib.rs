@@ -43,6 +43,7 @@ pub mod classical;
 pub mod cnn;
 pub mod mlp;
 pub mod recurrent;
+pub mod seq2seq;
 pub mod transformer;
 
 /// Every model family, each plugged in through [`family::Family`]: adding
@@ -56,6 +57,9 @@ pub static FAMILIES: &[&dyn family::Plugin] = &[
     &transformer::TransformerFamily,
     // Convolutional classifiers of images and series (kind `cnn`).
     &cnn::CnnFamily,
+    // Recurrent encoder-decoders with attention, multi-step forecasters
+    // (kind `seq2seq`).
+    &seq2seq::Seq2SeqFamily,
     // Clustering and anomaly detectors (kinds `kmeans`, `hierarchical`,
     // `pca`, `autoencoder`, `isolation-forest`).
     &classical::ClassicalFamily,

@@ -1,4 +1,5 @@
-//! Training plots as PNG: the loss/accuracy curve and the confusion matrix.
+//! Training plots as PNG: the loss/accuracy curve, the confusion matrix, a
+//! series with a score along it, and labelled lines (forecasts, errors per step).
 //!
 //! ## Contract
 //! - Plots are optional extras: every failure is an error for the caller to
@@ -221,6 +222,85 @@ pub fn series_scores(
                 color.stroke_width(1),
             ))?;
         }
+        root.present()?;
+        Ok(())
+    })
+}
+
+/// One labelled line of [`lines`]: `(x, y)` points (non-finite ones skipped).
+pub struct Line<'a> {
+    /// Shown in the legend.
+    pub label: &'a str,
+    /// Colour.
+    pub color: RGBColor,
+    /// Points in order.
+    pub points: Vec<(f64, f64)>,
+    /// Also mark each point with a dot (short lines, such as a forecast).
+    pub dots: bool,
+}
+
+/// Labelled lines on one chart with a legend (a forecast against the truth,
+/// errors per horizon step). Axes span every finite point.
+pub fn lines(path: &Path, title: &str, axes: (&str, &str), series: &[Line<'_>]) -> Result<()> {
+    const SIZE: (u32, u32) = (1100, 650);
+    let finite = || {
+        series
+            .iter()
+            .flat_map(|l| l.points.iter())
+            .filter(|(x, y)| x.is_finite() && y.is_finite())
+    };
+    let span = |values: Vec<f64>| {
+        let (lo, hi) = values
+            .iter()
+            .fold((f64::MAX, f64::MIN), |(l, h), &v| (l.min(v), h.max(v)));
+        if lo > hi {
+            (0.0, 1.0)
+        } else {
+            let pad = 0.05 * (hi - lo).max(1e-6);
+            (lo - pad, hi + pad)
+        }
+    };
+    let (x0, x1) = span(finite().map(|p| p.0).collect());
+    let (y0, y1) = span(finite().map(|p| p.1).collect());
+    render_atomic(path, |temp| {
+        let root = BitMapBackend::new(temp, SIZE).into_drawing_area();
+        root.fill(&WHITE)?;
+        let root = root.titled(title, (FONT_FAMILY, 24))?;
+        let mut chart = ChartBuilder::on(&root)
+            .margin(14)
+            .x_label_area_size(48)
+            .y_label_area_size(70)
+            .build_cartesian_2d(x0..x1, y0..y1)?;
+        chart
+            .configure_mesh()
+            .x_desc(axes.0)
+            .y_desc(axes.1)
+            .label_style((FONT_FAMILY, 17))
+            .draw()?;
+        for line in series {
+            let points: Vec<(f64, f64)> = line
+                .points
+                .iter()
+                .copied()
+                .filter(|(x, y)| x.is_finite() && y.is_finite())
+                .collect();
+            let color = line.color;
+            chart
+                .draw_series(LineSeries::new(points.clone(), color.stroke_width(2)))?
+                .label(line.label)
+                .legend(move |(x, y)| {
+                    PathElement::new(vec![(x, y), (x + 20, y)], color.stroke_width(3))
+                });
+            if line.dots {
+                chart.draw_series(points.iter().map(|&p| Circle::new(p, 3, color.filled())))?;
+            }
+        }
+        chart
+            .configure_series_labels()
+            .background_style(WHITE.mix(0.85))
+            .border_style(BLACK)
+            .label_font((FONT_FAMILY, 17))
+            .draw()?;
         root.present()?;
         Ok(())
     })

@@ -12,7 +12,8 @@
 //!   softmax an exp table ([`exp_table`]), computed in f64 with `libm` so
 //!   every machine writes the same bytes.
 //!
-//! Families choose the ranges and scales; the arithmetic is here, once.
+//! Families choose the ranges and scales (on calibration rows picked by
+//! [`spread_rows`]); the arithmetic is here, once.
 
 use anyhow::{anyhow, Result};
 use runtime::format::Rescale;
@@ -199,6 +200,20 @@ pub const SOFTMAX_OUTPUT: QuantParams = QuantParams {
     scale: 1.0 / 256.0,
     zero_point: -128,
 };
+
+/// `n` evenly spaced rows of `rows` (all if fewer), for calibration.
+pub fn spread_rows(rows: &[f32], width: usize, n: usize) -> Vec<f32> {
+    let count = rows.len() / width;
+    if count <= n {
+        return rows.to_vec();
+    }
+    (0..n)
+        .flat_map(|i| {
+            let r = i * count / n;
+            rows[r * width..(r + 1) * width].iter().copied()
+        })
+        .collect()
+}
 
 #[cfg(test)]
 mod tests {

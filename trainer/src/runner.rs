@@ -4,10 +4,13 @@
 //! inputs as the chip takes them (raw f32, or already-quantized int8), the
 //! runtime's outputs, and a u16 label per vector.
 //!
-//! Three ways in: one row per vector ([`run_rows`]), one whole sequence per
+//! Four ways in: one row per vector ([`run_rows`]), one whole sequence per
 //! vector through a recurrent model ([`run_sequences`]; sequence vectors
-//! with a step-count trailer), and one stream step by step through a causal
-//! model's key/value cache ([`run_stream`]; one sequence vector).
+//! with a step-count trailer), one stream step by step through a causal
+//! model's key/value cache ([`run_stream`]; one sequence vector), and one
+//! window per vector through an encoder-decoder, forecasting its whole
+//! horizon ([`run_forecasts`]). [`roll_out`] runs a causal one-step
+//! forecaster over a horizon, fed its own predictions.
 
 use anyhow::{anyhow, bail, Result};
 use runtime::{Model, Numeric, TestVectors};
@@ -260,6 +263,139 @@ pub fn run_stream(blob: &[u8], values: &[f32], label: u16) -> Result<StreamRun> 
         predictions,
         vectors,
     })
+}
+
+/// An encoder-decoder blob run over windows.
+#[derive(Debug, Clone)]
+pub struct ForecastRun {
+    /// `n x horizon x outputs` forecasts, window after window (normalized
+    /// units of their channels, int8 outputs dequantized).
+    pub forecasts: Vec<f32>,
+    /// Test vectors: one per window, its `window x channels` values in (raw
+    /// f32, or quantized int8) and its `horizon x outputs` forecast out.
+    pub vectors: Vec<u8>,
+}
+
+/// Run an encoder-decoder blob on every window of `windows` (raw,
+/// `window() x input_len` values each) with the one-call API
+/// ([`Model::forecast_f32`]), forecasting its whole horizon; the test
+/// vector of window `i` is labelled `labels[i]`.
+pub fn run_forecasts(blob: &[u8], windows: &[f32], labels: &[u16]) -> Result<ForecastRun> {
+    let model = load(blob)?;
+    if !model.is_seq2seq() {
+        bail!("not an encoder-decoder (seq2seq) model");
+    }
+    let err = |e: runtime::Error| anyhow!("{e}");
+    let (len, horizon) = (model.window() * model.input_len(), model.horizon());
+    let out_len = horizon * model.output_len();
+    if len == 0 || windows.len() != labels.len() * len {
+        bail!(
+            "{} windows of {len} values expected, got {} values",
+            labels.len(),
+            windows.len()
+        );
+    }
+    let mut buffers = Buffers::new(&model);
+    let (mut inputs, mut expected) = (Vec::new(), Vec::new());
+    let mut forecasts = Vec::with_capacity(labels.len() * out_len);
+    for (i, window) in windows.chunks_exact(len).enumerate() {
+        let (state, arena) = buffers.split();
+        let at = |e: runtime::Error| anyhow!("window {i}: {e}");
+        match model.numeric() {
+            Numeric::F32 => {
+                let mut out = vec![0.0f32; out_len];
+                model
+                    .forecast_f32(window, horizon, state, arena, &mut out)
+                    .map_err(at)?;
+                inputs.extend(le_bytes(window));
+                expected.extend(le_bytes(&out));
+                forecasts.extend(out);
+            }
+            Numeric::Int8 => {
+                let q = quantize_series(&model, window)?;
+                let mut out = vec![0i8; out_len];
+                model
+                    .forecast_i8(&q, horizon, state, arena, &mut out)
+                    .map_err(at)?;
+                let mut real = vec![0.0; out_len];
+                model.dequantize_output(&out, &mut real).map_err(err)?;
+                inputs.extend(le_bytes(&q));
+                expected.extend(le_bytes(&out));
+                forecasts.extend(real);
+            }
+        }
+    }
+    let vectors = vectors(
+        TestVectors {
+            numeric: model.numeric(),
+            count: labels.len() as u32,
+            input_len: len as u32,
+            output_len: out_len as u32,
+            inputs: &inputs,
+            expected: &expected,
+            labels: &le_bytes(labels),
+            steps: None,
+        },
+        None,
+    )?;
+    Ok(ForecastRun { forecasts, vectors })
+}
+
+/// A causal one-step forecaster (one raw value per token, predicting the
+/// next value in its normalized units) rolled out: for each window of
+/// `windows` (raw values, `window` each) from a fresh state, the window's
+/// values one step each, then `horizon - 1` of its own predictions fed back
+/// as raw values; the `n x horizon` predictions, raw. An int8 blob is fed
+/// quantized values and its outputs dequantized.
+pub fn roll_out(blob: &[u8], windows: &[f32], window: usize, horizon: usize) -> Result<Vec<f32>> {
+    let model = load(blob)?;
+    if !model.is_causal() || model.step_width() != 1 || model.output_len() != model.tokens() {
+        bail!("not a causal one-step forecaster of one value per step");
+    }
+    let err = |e: runtime::Error| anyhow!("{e}");
+    let (offset, scale) = model
+        .input_normalization(0)
+        .ok_or_else(|| anyhow!("the forecaster has no input normalization"))?;
+    let mut buffers = Buffers::new(&model);
+    let mut predictions = Vec::with_capacity(windows.len() / window.max(1) * horizon);
+    for values in windows.chunks_exact(window.max(1)) {
+        let (state, arena) = buffers.split();
+        model.reset(state).map_err(err)?;
+        let mut feed = values.to_vec();
+        for t in 0..window + horizon - 1 {
+            let x = feed[t];
+            let next = match model.numeric() {
+                Numeric::F32 => model.step_f32(&[x], state, arena).map_err(err)?[0],
+                Numeric::Int8 => {
+                    let mut q = [0i8; 1];
+                    quantize_step(&model, x, &mut q)?;
+                    let out = model.step_i8(&q, state, arena).map_err(err)?;
+                    let mut real = [0.0f32; 1];
+                    model.dequantize_output(&out[..1], &mut real).map_err(err)?;
+                    real[0]
+                }
+            };
+            if t + 1 >= window {
+                // Normalized units back to raw ones: the next step's input.
+                let raw = next / scale + offset;
+                predictions.push(raw);
+                feed.push(raw);
+            }
+        }
+    }
+    Ok(predictions)
+}
+
+/// One raw value quantized for a causal int8 model (its input normalization
+/// is the same at every position, so a row of copies serves any step).
+fn quantize_step(model: &Model, value: f32, out: &mut [i8; 1]) -> Result<()> {
+    let row = vec![value; model.input_len()];
+    let mut q = vec![0i8; model.input_len()];
+    model
+        .quantize_input(&row, &mut q)
+        .map_err(|e| anyhow!("{e}"))?;
+    out[0] = q[0];
+    Ok(())
 }
 
 /// The bytes of a test-vector file: the encoded struct, then for sequence

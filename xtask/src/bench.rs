@@ -228,6 +228,28 @@ pub fn bench() -> Result<bool> {
             );
         }
     }
+    let forecasters: Vec<(&String, &ChipRun)> = rows
+        .iter()
+        .filter(|r| r.run.forecast.is_some())
+        .map(|r| (&r.model, &r.run))
+        .collect();
+    if !forecasters.is_empty() {
+        println!("\nencoder-decoders, per window (encode) and per decoded step (decoder cell, attention over the window, output head):");
+        for (name, r) in forecasters {
+            let Some(f) = r.forecast else { continue };
+            println!(
+                "  {name:<20} {} {}: {:.0} instructions/window = encode {:.0} + {} x {:.0} instructions/decoded step, state {} B, arena {} B",
+                r.numeric,
+                r.core.name(),
+                f.per_window,
+                f.encode_per_window,
+                f.horizon,
+                f.per_decoded_step,
+                r.state_bytes,
+                r.arena_bytes
+            );
+        }
+    }
     println!(
         "\nminimal application (firmware/minimal: opt-level z, panic-halt, only the model's runtime features; flash without the one embedded input):"
     );

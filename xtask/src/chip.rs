@@ -47,6 +47,9 @@ pub struct ChipRun {
     pub instructions_per_step: Option<f64>,
     /// Causal transformers: the context (key/value cache capacity) in tokens; 0 otherwise.
     pub causal_tokens: usize,
+    /// Encoder-decoders: instructions of the encode and of each decoded step.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub forecast: Option<ForecastInstructions>,
     /// Recurrent models: `(samples, answer changes)` of the firmware's streaming example.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub stream: Option<(usize, usize)>,
@@ -217,10 +220,55 @@ pub fn run_on_chip(core: Core, model_path: &Path, vectors_path: &Path) -> Result
         outputs,
         state_bytes: model.state_bytes(),
         steps,
-        instructions_per_step: ((model.is_recurrent() || model.is_causal()) && steps > 0)
+        instructions_per_step: ((model.is_recurrent() || model.is_causal())
+            && !model.is_seq2seq()
+            && steps > 0)
             .then(|| instructions as f64 / steps as f64),
+        forecast: model
+            .is_seq2seq()
+            .then(|| forecast_instructions(&text, model.horizon()))
+            .flatten(),
         stream,
         causal_tokens: if model.is_causal() { model.tokens() } else { 0 },
+    })
+}
+
+/// Where an encoder-decoder's instructions go, averaged over the windows.
+#[derive(Debug, Clone, Copy, Serialize)]
+pub struct ForecastInstructions {
+    /// The encode of one window.
+    pub encode_per_window: f64,
+    /// One decoded step (decoder cell, attention, output head).
+    pub per_decoded_step: f64,
+    /// A whole window: the encode and every step of the horizon.
+    pub per_window: f64,
+    /// Steps decoded per window.
+    pub horizon: usize,
+}
+
+/// The firmware's `seq2seq <index> encode <n> decode <m>` lines, averaged.
+fn forecast_instructions(text: &str, horizon: usize) -> Option<ForecastInstructions> {
+    let splits: Vec<(u64, u64)> = text
+        .lines()
+        .filter_map(|l| {
+            let w: Vec<&str> = l.strip_prefix("seq2seq ")?.split_whitespace().collect();
+            match w[..] {
+                [_, "encode", e, "decode", d] => Some((e.parse().ok()?, d.parse().ok()?)),
+                _ => None,
+            }
+        })
+        .collect();
+    if splits.is_empty() {
+        return None;
+    }
+    let n = splits.len() as f64;
+    let encode = splits.iter().map(|s| s.0 as f64).sum::<f64>() / n;
+    let decode = splits.iter().map(|s| s.1 as f64).sum::<f64>() / n;
+    Some(ForecastInstructions {
+        encode_per_window: encode,
+        per_decoded_step: decode / horizon.max(1) as f64,
+        per_window: encode + decode,
+        horizon,
     })
 }
 

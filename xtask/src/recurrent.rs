@@ -1,6 +1,7 @@
-//! Report lines for recurrent (sequence) models and causal transformers:
-//! instructions per time step or token, state (or key/value cache) and arena
-//! RAM, and the firmware's streaming example.
+//! Report lines for recurrent (sequence) models, causal transformers and
+//! encoder-decoders: instructions per time step, token or decoded step,
+//! state (or key/value cache) and arena RAM, and the firmware's streaming
+//! example.
 
 use crate::chip::ChipRun;
 
@@ -9,6 +10,19 @@ pub fn describe(runs: &[ChipRun]) -> Option<String> {
     let lines: Vec<String> = runs
         .iter()
         .filter_map(|r| {
+            if let Some(f) = r.forecast {
+                return Some(format!(
+                    "  {} {}: {:.0} instructions/window = encode {:.0} + {} decoded steps x {:.0}, state {} B + arena {} B RAM",
+                    r.numeric,
+                    r.core.name(),
+                    f.per_window,
+                    f.encode_per_window,
+                    f.horizon,
+                    f.per_decoded_step,
+                    r.state_bytes,
+                    r.arena_bytes
+                ));
+            }
             let per_step = r.instructions_per_step?;
             let stream = r
                 .stream

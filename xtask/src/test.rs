@@ -45,6 +45,9 @@ pub const FEATURE_MATRIX: [&str; 8] = [
     "f32,int8,recurrent,attention,classical,conv",
 ];
 
+/// Writes a synthetic model's blob and vectors for one numeric path.
+type MakeSynthetic = Box<dyn Fn(Numeric) -> Result<synth::Synthetic>>;
+
 /// Passed and failed checks, printed as they go.
 #[derive(Default)]
 struct Tally {
@@ -178,8 +181,7 @@ pub fn test() -> Result<bool> {
                         .map(move |c| (n, c))
                 })
             };
-            let mut synthetic: Vec<(String, Box<dyn Fn(Numeric) -> Result<synth::Synthetic>>)> =
-                Vec::new();
+            let mut synthetic: Vec<(String, MakeSynthetic)> = Vec::new();
             // Column groups of four: odd and tail 2, odd and tail 3, even
             // (the DSP loop's pairs), and one group with a tail of 1.
             for (rows, cols) in [(34, 30), (35, 31), (34, 40), (33, 5)] {

@@ -6,7 +6,8 @@
 //! The answer lands in [`OUTPUT`] and [`STATUS`] turns 1 (2 on an error),
 //! where a debugger, or `cargo xtask` through QEMU's monitor, reads them.
 //! Recurrent and causal models run a whole sequence (`run_sequence_*`) and
-//! keep its last answer.
+//! keep its last answer; encoder-decoders encode the window (`encode_*`)
+//! and keep every step they decode (`decode_*`) over the horizon.
 
 #![no_std]
 #![no_main]
@@ -66,7 +67,23 @@ fn run(
 ) -> Result<(), runtime::Error> {
     model.load(BLOB)?;
     let _ = &state; // feedforward models have no state
-    #[cfg(all(path_i8, not(sequence)))]
+    #[cfg(all(path_i8, forecast))]
+    {
+        model.encode_i8(&INPUT, state, arena)?;
+        for step in 0..model.horizon() {
+            let y = model.decode_i8(state, arena)?;
+            keep_at(step * y.len(), y.iter().map(|&v| v as u8));
+        }
+    }
+    #[cfg(all(path_f32, forecast))]
+    {
+        model.encode_f32(&INPUT, state, arena)?;
+        for step in 0..model.horizon() {
+            let y = model.decode_f32(state, arena)?;
+            keep_at(step * y.len() * 4, y.iter().flat_map(|v| v.to_le_bytes()));
+        }
+    }
+    #[cfg(all(path_i8, not(sequence), not(forecast)))]
     keep(model.run_i8(&INPUT, arena)?.iter().map(|&v| v as u8));
     #[cfg(all(path_i8, sequence))]
     keep(
@@ -75,7 +92,7 @@ fn run(
             .iter()
             .map(|&v| v as u8),
     );
-    #[cfg(all(path_f32, not(sequence)))]
+    #[cfg(all(path_f32, not(sequence), not(forecast)))]
     keep(
         model
             .run_f32(&INPUT, arena)?
@@ -93,8 +110,14 @@ fn run(
 }
 
 /// Keep the answer's bytes in [`OUTPUT`].
+#[cfg(not(forecast))]
 fn keep(bytes: impl Iterator<Item = u8>) {
-    for (slot, byte) in OUTPUT.iter().zip(bytes) {
+    keep_at(0, bytes);
+}
+
+/// Keep bytes of the answer in [`OUTPUT`] from `offset` on.
+fn keep_at(offset: usize, bytes: impl Iterator<Item = u8>) {
+    for (slot, byte) in OUTPUT.iter().skip(offset).zip(bytes) {
         slot.store(byte, Ordering::Relaxed);
     }
 }

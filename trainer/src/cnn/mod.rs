@@ -138,7 +138,7 @@ impl Family for CnnFamily {
         match numeric {
             Numeric::F32 => model.f32_blob(),
             Numeric::Int8 => {
-                let rows = dataset::spread_rows(
+                let rows = crate::quantize::spread_rows(
                     &data.train.features,
                     data.train.feature_count,
                     spec.quantization.calibration_samples,

@@ -157,6 +157,35 @@ impl LayerSpec {
     }
 }
 
+/// Parse layer string `text`, the `index`-th (1-based) of a list in the
+/// spec at `path`, and check its width against the runtime's limit.
+pub fn parse_layer(path: &Path, index: usize, text: &str) -> Result<LayerSpec, SpecError> {
+    let layer = LayerSpec::parse(text).map_err(|problem| match problem {
+        LayerProblem::Unknown(keyword) => SpecError::UnknownLayer {
+            path: path.to_path_buf(),
+            index,
+            keyword,
+            known: KNOWN_LAYERS,
+        },
+        LayerProblem::BadArguments(problem) => SpecError::BadLayerArguments {
+            path: path.to_path_buf(),
+            index,
+            text: text.to_string(),
+            problem,
+        },
+    })?;
+    if let LayerSpec::Dense { units } | LayerSpec::Recurrent { units, .. } = layer {
+        limits::WIDTH
+            .check("width", units)
+            .map_err(|problem| SpecError::AboveLimit {
+                path: path.to_path_buf(),
+                field: format!("layer {index} `{text}`"),
+                problem,
+            })?;
+    }
+    Ok(layer)
+}
+
 /// Parse `model.layers` (1-based positions in errors), check the residual
 /// wiring, that there is a dense layer, and the runtime's width and layer
 /// limits (every spec layer becomes one blob layer, on both numeric paths).
@@ -169,29 +198,9 @@ pub fn parse_layers(path: &Path, texts: &[String]) -> Result<Vec<LayerSpec>, Spe
     let mut width: Option<usize> = None;
     for (i, text) in texts.iter().enumerate() {
         let index = i + 1;
-        let layer = LayerSpec::parse(text).map_err(|problem| match problem {
-            LayerProblem::Unknown(keyword) => SpecError::UnknownLayer {
-                path: path.to_path_buf(),
-                index,
-                keyword,
-                known: KNOWN_LAYERS,
-            },
-            LayerProblem::BadArguments(problem) => SpecError::BadLayerArguments {
-                path: path.to_path_buf(),
-                index,
-                text: text.clone(),
-                problem,
-            },
-        })?;
+        let layer = parse_layer(path, index, text)?;
         match layer {
             LayerSpec::Dense { units } | LayerSpec::Recurrent { units, .. } => {
-                limits::WIDTH
-                    .check("width", units)
-                    .map_err(|problem| SpecError::AboveLimit {
-                        path: path.to_path_buf(),
-                        field: format!("layer {index} `{text}`"),
-                        problem,
-                    })?;
                 width = Some(units);
             }
             LayerSpec::Save { slot } => saved[usize::from(slot)] = Some((index, width)),

@@ -4,27 +4,12 @@
 
 use anyhow::Result;
 
-use crate::blob::{self, le_bytes, Blob};
+use crate::blob::{self, Blob};
 use crate::recurrent::model::SequenceModel;
 
 /// The f32 blob.
 pub fn f32_blob(model: &SequenceModel) -> Result<Blob> {
-    let mut layers: Vec<blob::Layer> = model
-        .layers
-        .iter()
-        .map(|p| blob::Layer::RecurrentF32 {
-            cell: p.cell,
-            inputs: p.inputs as u32,
-            hidden: p.hidden as u32,
-            params: [
-                le_bytes(&p.w_input),
-                le_bytes(&p.w_hidden),
-                le_bytes(&p.bias_input),
-                le_bytes(&p.bias_hidden),
-            ]
-            .concat(),
-        })
-        .collect();
+    let mut layers: Vec<blob::Layer> = model.layers.iter().map(|p| p.f32_layer()).collect();
     layers.extend(model.head.f32_layers()?);
     Ok(Blob::f32(
         model.normalization.clone(),

@@ -1,7 +1,9 @@
 //! A recurrent model's parameters and its candle forward pass.
 //!
-//! The cells are written from candle ops with exactly the runtime's
-//! equations and gate order ([`runtime::kernels::recurrent`]: PyTorch's
+//! The cells ([`CellTensors`]: initialisation, one step, a whole layer over
+//! a sequence) are the building blocks of every recurrent model (the
+//! sequence-to-sequence family's encoder and decoder too), written from
+//! candle ops with exactly the runtime's equations and gate order ([`runtime::kernels::recurrent`]: PyTorch's
 //! conventions, LSTM i, f, g, o; GRU r, z, n with `r` multiplying
 //! `W_hn h + b_hn`). Stacked layers feed each other step by step; the head
 //! (a dense stack, [`crate::dense`]) runs on the last layer's final hidden
@@ -13,9 +15,12 @@
 //! its own length.
 
 use anyhow::Result;
-use candle_core::{DType, Device, Tensor};
+use candle_core::{DType, Device, Tensor, Var};
+use rand::Rng;
+use rand_chacha::ChaCha8Rng;
 use runtime::format::Cell;
 
+use crate::blob::{self, le_bytes};
 use crate::dataset::Normalization;
 use crate::dense::{Mlp, Net};
 
@@ -62,6 +67,108 @@ pub(crate) struct CellTensors {
     pub b_hh: Tensor,
 }
 
+impl CellTensors {
+    /// Fresh variables for a cell of `hidden` units on `inputs` inputs,
+    /// PyTorch's initialisation: every array uniform in `+-1/sqrt(hidden)`,
+    /// drawn from `rng` in the order `W_input, W_hidden, bias_input,
+    /// bias_hidden`, then the LSTM's forget-gate input bias set to 1. The
+    /// variables are pushed onto `vars`.
+    pub(crate) fn init(
+        cell: Cell,
+        inputs: usize,
+        hidden: usize,
+        rng: &mut ChaCha8Rng,
+        vars: &mut Vec<Var>,
+    ) -> Result<CellTensors> {
+        let g = cell.gates() * hidden;
+        let k = 1.0 / (hidden as f32).sqrt();
+        let mut uniform =
+            |n: usize| -> Vec<f32> { (0..n).map(|_| rng.random_range(-k..k)).collect() };
+        let w_ih = uniform(g * inputs);
+        let w_hh = uniform(g * hidden);
+        let mut b_ih = uniform(g);
+        let b_hh = uniform(g);
+        if cell == Cell::Lstm {
+            b_ih[hidden..2 * hidden].iter_mut().for_each(|b| *b = 1.0);
+        }
+        let mut variable = |values: Vec<f32>, shape: &[usize]| -> Result<Tensor> {
+            let var = Var::from_tensor(&Tensor::from_vec(values, shape, &Device::Cpu)?)?;
+            vars.push(var.clone());
+            Ok(var.as_tensor().clone())
+        };
+        Ok(CellTensors {
+            cell,
+            hidden,
+            w_ih: variable(w_ih, &[g, inputs])?,
+            w_hh: variable(w_hh, &[g, hidden])?,
+            b_ih: variable(b_ih, &[g])?,
+            b_hh: variable(b_hh, &[g])?,
+        })
+    }
+
+    /// Constant tensors of a trained layer.
+    pub(crate) fn constant(p: &RecurrentParams) -> Result<CellTensors> {
+        let g = p.cell.gates() * p.hidden;
+        let tensor = |v: &[f32], shape: &[usize]| Tensor::from_slice(v, shape, &Device::Cpu);
+        Ok(CellTensors {
+            cell: p.cell,
+            hidden: p.hidden,
+            w_ih: tensor(&p.w_input, &[g, p.inputs])?,
+            w_hh: tensor(&p.w_hidden, &[g, p.hidden])?,
+            b_ih: tensor(&p.bias_input, &[g])?,
+            b_hh: tensor(&p.bias_hidden, &[g])?,
+        })
+    }
+
+    /// The trained values.
+    pub(crate) fn to_params(&self) -> Result<RecurrentParams> {
+        let flat = |t: &Tensor| -> Result<Vec<f32>> { Ok(t.flatten_all()?.to_vec1::<f32>()?) };
+        Ok(RecurrentParams {
+            cell: self.cell,
+            inputs: self.w_ih.dim(1)?,
+            hidden: self.hidden,
+            w_input: flat(&self.w_ih)?,
+            w_hidden: flat(&self.w_hh)?,
+            bias_input: flat(&self.b_ih)?,
+            bias_hidden: flat(&self.b_hh)?,
+        })
+    }
+
+    /// One step on `x` (`(B, inputs)`) from the state `(h, c)`: the new `(h, c)`.
+    pub(crate) fn step(
+        &self,
+        x: &Tensor,
+        (h, c): (&Tensor, &Tensor),
+    ) -> candle_core::Result<(Tensor, Tensor)> {
+        let gx = x.matmul(&self.w_ih.t()?)?.broadcast_add(&self.b_ih)?;
+        cell_step(self, &gx, h, c, &self.w_hh.t()?)
+    }
+}
+
+impl RecurrentParams {
+    /// `params` of a [`blob::Layer::RecurrentF32`] (`W_input, W_hidden,
+    /// bias_input, bias_hidden`, f32 LE).
+    pub fn f32_params(&self) -> Vec<u8> {
+        [
+            le_bytes(&self.w_input),
+            le_bytes(&self.w_hidden),
+            le_bytes(&self.bias_input),
+            le_bytes(&self.bias_hidden),
+        ]
+        .concat()
+    }
+
+    /// The layer as an f32 blob layer.
+    pub fn f32_layer(&self) -> blob::Layer {
+        blob::Layer::RecurrentF32 {
+            cell: self.cell,
+            inputs: self.inputs as u32,
+            hidden: self.hidden as u32,
+            params: self.f32_params(),
+        }
+    }
+}
+
 /// A padded batch: `x` is `(B, T, C)` normalized, `last` is `(B, T, 1)` one-hot at each series' last step.
 pub(crate) struct Batch {
     pub x: Tensor,
@@ -99,8 +206,10 @@ pub(crate) fn make_batch(
     })
 }
 
-/// One step of a cell: the runtime's equations on `(B, ...)` tensors.
-fn cell_step(
+/// One step of a cell: the runtime's equations on `(B, ...)` tensors;
+/// `gx` is the input part of the gate rows (`W_input x + bias_input`),
+/// `w_hh_t` the hidden weights transposed. Returns the new `(h, c)`.
+pub(crate) fn cell_step(
     r: &CellTensors,
     gx: &Tensor,
     h: &Tensor,
@@ -132,6 +241,34 @@ fn cell_step(
     })
 }
 
+/// One recurrent layer over a whole `(B, T, inputs)` sequence from a zero
+/// state: its `(B, T, H)` outputs and its final state `(h, c)` (`c` is
+/// zeros except for the LSTM).
+pub(crate) fn run_layer(
+    r: &CellTensors,
+    x: &Tensor,
+) -> candle_core::Result<(Tensor, (Tensor, Tensor))> {
+    let (b, t_max, inputs) = x.dims3()?;
+    let gates = r.cell.gates() * r.hidden;
+    let xp = x
+        .reshape((b * t_max, inputs))?
+        .matmul(&r.w_ih.t()?)?
+        .broadcast_add(&r.b_ih)?
+        .reshape((b, t_max, gates))?;
+    let w_hh_t = r.w_hh.t()?.contiguous()?;
+    let mut h = Tensor::zeros((b, r.hidden), DType::F32, &Device::Cpu)?;
+    let mut c = h.clone();
+    let mut hs = Vec::with_capacity(t_max);
+    for t in 0..t_max {
+        let gx = xp.narrow(1, t, 1)?.squeeze(1)?;
+        let (h2, c2) = cell_step(r, &gx, &h, &c, &w_hh_t)?;
+        h = h2;
+        c = c2;
+        hs.push(h.clone());
+    }
+    Ok((Tensor::stack(&hs, 1)?, (h, c)))
+}
+
 /// Forward a batch: `(head output, final hidden states (B, H), every
 /// layer's (B, T, H) outputs)`. `logits_only` skips the head's final
 /// softmax (training).
@@ -141,29 +278,10 @@ pub(crate) fn forward(
     batch: &Batch,
     logits_only: bool,
 ) -> candle_core::Result<(Tensor, Tensor, Vec<Tensor>)> {
-    let (b, t_max, _) = batch.x.dims3()?;
     let mut x = batch.x.clone();
     let mut all = Vec::new();
     for r in cells {
-        let inputs = x.dim(2)?;
-        let gates = r.cell.gates() * r.hidden;
-        let xp = x
-            .reshape((b * t_max, inputs))?
-            .matmul(&r.w_ih.t()?)?
-            .broadcast_add(&r.b_ih)?
-            .reshape((b, t_max, gates))?;
-        let w_hh_t = r.w_hh.t()?.contiguous()?;
-        let mut h = Tensor::zeros((b, r.hidden), DType::F32, &Device::Cpu)?;
-        let mut c = h.clone();
-        let mut hs = Vec::with_capacity(t_max);
-        for t in 0..t_max {
-            let gx = xp.narrow(1, t, 1)?.squeeze(1)?;
-            let (h2, c2) = cell_step(r, &gx, &h, &c, &w_hh_t)?;
-            h = h2;
-            c = c2;
-            hs.push(h.clone());
-        }
-        x = Tensor::stack(&hs, 1)?;
+        x = run_layer(r, &x)?.0;
         all.push(x.clone());
     }
     let final_h = x.broadcast_mul(&batch.last)?.sum(1)?;
@@ -173,21 +291,10 @@ pub(crate) fn forward(
 
 impl SequenceModel {
     fn tensors(&self) -> Result<(Vec<CellTensors>, Net)> {
-        let tensor = |v: &[f32], shape: &[usize]| Tensor::from_slice(v, shape, &Device::Cpu);
         let cells = self
             .layers
             .iter()
-            .map(|p| {
-                let g = p.cell.gates() * p.hidden;
-                Ok(CellTensors {
-                    cell: p.cell,
-                    hidden: p.hidden,
-                    w_ih: tensor(&p.w_input, &[g, p.inputs])?,
-                    w_hh: tensor(&p.w_hidden, &[g, p.hidden])?,
-                    b_ih: tensor(&p.bias_input, &[g])?,
-                    b_hh: tensor(&p.bias_hidden, &[g])?,
-                })
-            })
+            .map(CellTensors::constant)
             .collect::<Result<_>>()?;
         Ok((cells, Net::constant(&self.head.layers)?))
     }

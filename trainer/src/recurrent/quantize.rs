@@ -7,7 +7,8 @@
 //! training data, a stacked layer's from the previous layer's hidden values
 //! over all training steps, and the last layer's int8 output is the head's
 //! input quantization, calibrated (as any dense stack's) on the final hidden
-//! states of the training series.
+//! states of the training series. [`layer`], [`cell_params`] and
+//! [`hidden_rescale`] are the int8 cell for any family (a decoder cell too).
 
 use anyhow::{bail, Result};
 use runtime::format::Rescale;
@@ -15,7 +16,7 @@ use runtime::QuantParams;
 
 use crate::blob::{self, le_bytes, Blob};
 use crate::dense::quantize::quantize as quantize_head;
-use crate::quantize::{asymmetric, fold_bias, multiplier, round_i32, weight_rows, Range};
+use crate::quantize::{asymmetric, fold_bias, multiplier, rescale, round_i32, weight_rows, Range};
 use crate::recurrent::model::{RecurrentParams, SequenceModel};
 
 /// The int8 blob of `model`, calibrated on raw training series.
@@ -51,7 +52,20 @@ pub fn int8_blob(model: &SequenceModel, calibration: &[&[f32]]) -> Result<Blob> 
 }
 
 /// One int8 recurrent layer from input quantization `q_in` to output `q_out`.
-fn layer(p: &RecurrentParams, q_in: QuantParams, q_out: QuantParams) -> Result<blob::Layer> {
+pub fn layer(p: &RecurrentParams, q_in: QuantParams, q_out: QuantParams) -> Result<blob::Layer> {
+    Ok(blob::Layer::RecurrentI8 {
+        cell: p.cell,
+        inputs: p.inputs as u32,
+        hidden: p.hidden as u32,
+        params: cell_params(p, q_in)?,
+        output: hidden_rescale(q_out.scale, "output rescale")?,
+        output_zero_point: q_out.zero_point,
+    })
+}
+
+/// The `params` of an int8 cell whose input has the quantization `q_in`
+/// (the layout of `LayerDef::RecurrentI8`, which a decoder cell shares).
+pub fn cell_params(p: &RecurrentParams, q_in: QuantParams) -> Result<Vec<u8>> {
     let (w_input, s_in) = weight_rows(&p.w_input, p.inputs);
     let (w_hidden, s_h) = weight_rows(&p.w_hidden, p.hidden);
     let (mut bias_input, mut mult_input, mut shift_input) = (Vec::new(), Vec::new(), Vec::new());
@@ -70,8 +84,7 @@ fn layer(p: &RecurrentParams, q_in: QuantParams, q_out: QuantParams) -> Result<b
         mult_hidden.push(m);
         shift_hidden.push(sh);
     }
-    let (m, s) = multiplier(1.0 / 32768.0 / f64::from(q_out.scale), "output rescale")?;
-    let params = [
+    Ok([
         le_bytes(&w_input),
         le_bytes(&w_hidden),
         le_bytes(&bias_input),
@@ -81,17 +94,11 @@ fn layer(p: &RecurrentParams, q_in: QuantParams, q_out: QuantParams) -> Result<b
         shift_input,
         shift_hidden,
     ]
-    .concat();
-    Ok(blob::Layer::RecurrentI8 {
-        cell: p.cell,
-        inputs: p.inputs as u32,
-        hidden: p.hidden as u32,
-        params,
-        output: Rescale {
-            zero_point: 0,
-            multiplier: m,
-            shift: s,
-        },
-        output_zero_point: q_out.zero_point,
-    })
+    .concat())
+}
+
+/// The Q15 hidden state to an int8 tensor of scale `scale` (zero point
+/// added by the caller); `what` names it if it cannot be represented.
+pub fn hidden_rescale(scale: f32, what: &str) -> Result<Rescale> {
+    rescale(1.0 / 32768.0 / f64::from(scale), 0, what)
 }

@@ -5,15 +5,14 @@
 //! weights and then the batches.
 
 use anyhow::{bail, Result};
-use candle_core::{Device, Tensor, Var};
-use rand::{Rng, SeedableRng};
+use candle_core::{Device, Tensor};
+use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
-use runtime::format::Cell;
 
 use crate::dataset::{Normalization, Sequences};
 use crate::dense::model::{output_width, Init, Mlp, Net};
 use crate::metrics::accuracy;
-use crate::recurrent::model::{forward, make_batch, CellTensors, RecurrentParams, SequenceModel};
+use crate::recurrent::model::{forward, make_batch, CellTensors, SequenceModel};
 use crate::recurrent::spec::RecurrentSpec;
 use crate::spec::TrainingSpec;
 use crate::train::{self, History, Settings};
@@ -31,33 +30,10 @@ pub fn train(
     let channels = train_set.channels;
     let mut rng = ChaCha8Rng::seed_from_u64(training.seed);
     let mut vars = Vec::new();
-    let variable = |values: Vec<f32>, shape: &[usize], vars: &mut Vec<Var>| -> Result<Tensor> {
-        let var = Var::from_tensor(&Tensor::from_vec(values, shape, &Device::Cpu)?)?;
-        vars.push(var.clone());
-        Ok(var.as_tensor().clone())
-    };
     let mut cells = Vec::new();
     let mut width = channels;
     for &(cell, hidden) in &model.cells {
-        let g = cell.gates() * hidden;
-        let k = 1.0 / (hidden as f32).sqrt();
-        let mut uniform =
-            |n: usize| -> Vec<f32> { (0..n).map(|_| rng.random_range(-k..k)).collect() };
-        let w_ih = uniform(g * width);
-        let w_hh = uniform(g * hidden);
-        let mut b_ih = uniform(g);
-        let b_hh = uniform(g);
-        if cell == Cell::Lstm {
-            b_ih[hidden..2 * hidden].iter_mut().for_each(|b| *b = 1.0);
-        }
-        cells.push(CellTensors {
-            cell,
-            hidden,
-            w_ih: variable(w_ih, &[g, width], &mut vars)?,
-            w_hh: variable(w_hh, &[g, hidden], &mut vars)?,
-            b_ih: variable(b_ih, &[g], &mut vars)?,
-            b_hh: variable(b_hh, &[g], &mut vars)?,
-        });
+        cells.push(CellTensors::init(cell, width, hidden, &mut rng, &mut vars)?);
         width = hidden;
     }
     let last_hidden = width;
@@ -93,23 +69,9 @@ pub fn train(
         },
     )?;
 
-    let flat = |t: &Tensor| -> Result<Vec<f32>> { Ok(t.flatten_all()?.to_vec1::<f32>()?) };
-    let mut inputs = channels;
     let layers = cells
         .iter()
-        .map(|c| {
-            let params = RecurrentParams {
-                cell: c.cell,
-                inputs,
-                hidden: c.hidden,
-                w_input: flat(&c.w_ih)?,
-                w_hidden: flat(&c.w_hh)?,
-                bias_input: flat(&c.b_ih)?,
-                bias_hidden: flat(&c.b_hh)?,
-            };
-            inputs = c.hidden;
-            Ok(params)
-        })
+        .map(CellTensors::to_params)
         .collect::<Result<Vec<_>>>()?;
     let head = Mlp {
         input_len: last_hidden,

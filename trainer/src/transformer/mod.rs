@@ -33,6 +33,7 @@ use crate::blob::Blob;
 use crate::classifier::{self, Accuracy, Classifier};
 use crate::family::{f32_and_int8, BlobRun, Family, Trained};
 use crate::io::ExportDir;
+use crate::quantize::spread_rows;
 use crate::report::{Blobs, Details, Evaluation, Metric};
 use crate::spec::{Spec, SpecError, Tables};
 
@@ -190,10 +191,10 @@ impl Family for TransformerFamily {
         let n = spec.quantization.calibration_samples;
         let calibration = match data {
             TransformerData::Classifier(d) => {
-                crate::dataset::spread_rows(&d.train.features, d.train.feature_count, n)
+                spread_rows(&d.train.features, d.train.feature_count, n)
             }
             TransformerData::Forecaster(d) => {
-                crate::dataset::spread_rows(&d.windows.0, d.tokens, n)
+                spread_rows(&d.windows.0, d.tokens, n)
             }
         };
         Ok(quantize::quantize(model, &calibration)?.blob(model))
