@@ -232,6 +232,7 @@ fn main() -> ! {
 
     let mut total = 0u64;
     for index in 0..vectors.count as usize {
+        #[cfg(feature = "seq2seq")]
         if model.is_seq2seq() {
             match run_forecast(model, &vectors, index, input_f32, state, arena, &mut line) {
                 Ok((encode, decode)) => {
@@ -402,6 +403,7 @@ fn run_causal(
 /// Window `index` of an encoder-decoder: encoded, then decoded one step at
 /// a time over the horizon; prints the `out` line's bytes and returns the
 /// instructions of the encode and of all the decoded steps.
+#[cfg(feature = "seq2seq")]
 fn run_forecast(
     model: &Model,
     vectors: &TestVectors,
