@@ -120,7 +120,8 @@ mod tests {
             dataset.csv_options(),
             CsvOptions {
                 label_column: LabelColumn::Last,
-                header: None
+                header: None,
+                ..CsvOptions::default()
             }
         );
         assert_eq!(dataset.test_fraction, 0.2);

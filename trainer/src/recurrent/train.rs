@@ -70,21 +70,19 @@ pub fn train(
     let test_refs: Vec<&[f32]> = test_set.series.iter().map(Vec::as_slice).collect();
     let test_batch = make_batch(&test_refs, channels, &normalization)?;
     let settings = Settings::new(training, progress.then_some("test acc"));
-    let history = train::run(
+    let history = train::run_classifier(
         vars,
         &settings,
         &mut rng,
-        train_set.len(),
+        &train_set.labels,
         |chunk| {
             let refs: Vec<&[f32]> = chunk
                 .iter()
                 .map(|&i| train_set.series[i].as_slice())
                 .collect();
             let batch = make_batch(&refs, channels, &normalization)?;
-            let ys: Vec<u32> = chunk.iter().map(|&i| train_set.labels[i] as u32).collect();
-            let y = Tensor::from_vec(ys, chunk.len(), &Device::Cpu)?;
             let (logits, _, _) = forward(&cells, &head, &batch, true)?;
-            Ok(candle_nn::loss::cross_entropy(&logits, &y)?)
+            Ok(logits)
         },
         || {
             let (out, _, _) = forward(&cells, &head, &test_batch, false)?;
