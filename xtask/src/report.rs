@@ -155,7 +155,9 @@ pub fn demo(export: bool, only: Option<&str>) -> Result<bool> {
     // One model's run goes beside its export, not over the whole report.
     let path = match (only, models.first()) {
         (Some(_), Some(model)) => model.file(DEMO_REPORT),
-        _ => crate::workspace_root().join("models/exported").join(DEMO_REPORT),
+        _ => crate::workspace_root()
+            .join("models/exported")
+            .join(DEMO_REPORT),
     };
     write_json_atomic(&path, &all)?;
     println!("\nwrote {}", path.display());

@@ -6,6 +6,10 @@
 //! steps as one step of `k x channels` values: the model (and the chip)
 //! then steps `k` times less often over the same values, which is what
 //! lets a recurrent cell learn from long univariate series.
+//! `[model] random_roll = true` (default false) trains on every series
+//! rolled (rotated) by a fresh random number of time steps each time it is
+//! drawn: for series whose start point is arbitrary, such as outlines
+//! traced from anywhere or cycles, the model learns to ignore it.
 
 use runtime::format::Cell;
 use serde::Deserialize;
@@ -22,6 +26,9 @@ pub struct RecurrentSpec {
     pub head: Vec<LayerSpec>,
     /// Consecutive time steps fed as one step (`[model] patch`, default 1).
     pub patch: usize,
+    /// Train on randomly rolled copies of the series (`[model]
+    /// random_roll`, default false).
+    pub random_roll: bool,
 }
 
 /// `[model]`.
@@ -33,6 +40,10 @@ struct ModelSection {
     /// the channels (long univariate series: 427 steps become 53 of 8).
     #[serde(default = "one")]
     patch: usize,
+    /// `random_roll = true`: each drawn series rotated by a random number
+    /// of time steps (outlines and cycles start anywhere).
+    #[serde(default)]
+    random_roll: bool,
 }
 
 fn one() -> usize {
@@ -62,6 +73,7 @@ pub fn parse(spec: &Spec, tables: &mut Tables) -> Result<RecurrentSpec, SpecErro
     let layers = parse_layers(&spec.file, &model.layers)?;
     let mut parsed = split(&layers).map_err(|problem| spec.above("model.layers", problem))?;
     parsed.patch = model.patch;
+    parsed.random_roll = model.random_roll;
     Ok(parsed)
 }
 
@@ -94,5 +106,6 @@ pub fn split(layers: &[LayerSpec]) -> Result<RecurrentSpec, String> {
         cells,
         head,
         patch: 1,
+        random_roll: false,
     })
 }
