@@ -170,12 +170,12 @@ pub fn run_on_chip(core: Core, model_path: &Path, vectors_path: &Path) -> Result
     let mut first_mismatch = None;
     let mut instructions = 0u64;
     let mut outputs = vec![Vec::new(); count];
-    for i in 0..count {
+    for (i, output) in outputs.iter_mut().enumerate() {
         let Some((_, bytes, n)) = report.outputs.iter().find(|(index, _, _)| *index == i) else {
             first_mismatch.get_or_insert_with(|| format!("vector {i}: no output"));
             continue;
         };
-        outputs[i].clone_from(bytes);
+        output.clone_from(bytes);
         instructions += n;
         let expected = vectors.expected_bytes(i);
         if bytes.as_slice() == expected {

@@ -174,8 +174,7 @@ pub fn test() -> Result<bool> {
                         .map(move |c| (n, c))
                 })
             };
-            let mut synthetic: Vec<(String, Box<dyn Fn(Numeric) -> Result<synth::Synthetic>>)> =
-                Vec::new();
+            let mut synthetic: Vec<(String, MakeSynthetic)> = Vec::new();
             for (rows, cols) in [(34, 30), (35, 31)] {
                 let dir = dir.clone();
                 synthetic.push((
@@ -258,3 +257,6 @@ pub fn test() -> Result<bool> {
     );
     Ok(host.failed + minimal.failed + qemu.failed == 0)
 }
+
+/// Builds one synthetic model for a numeric.
+type MakeSynthetic = Box<dyn Fn(Numeric) -> Result<synth::Synthetic>>;

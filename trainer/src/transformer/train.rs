@@ -82,7 +82,7 @@ pub fn train(
         for &i in chunk {
             xs.extend_from_slice(&normalized[i * input_len..(i + 1) * input_len]);
         }
-        Ok(net.forward(&net.input(&xs)?, true, None)?)
+        net.forward(&net.input(&xs)?, true, None)
     };
     let test_score = || {
         let out = net.forward(&test_x, false, None)?;
