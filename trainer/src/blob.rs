@@ -10,8 +10,8 @@
 
 use anyhow::{anyhow, Result};
 use runtime::format::{
-    Activation, Cell, DenseI8Params, LayerDef, ModelHeader, Numeric, PoolKind, Position,
-    QuantParams, Rescale,
+    Activation, Cell, DenseI8Params, FeatureMap, LayerDef, ModelHeader, Numeric, Pool2dKind,
+    PoolKind, Position, QuantParams, Rescale, Window,
 };
 
 use crate::dataset::Normalization;
@@ -195,6 +195,32 @@ pub enum Layer {
     Pool(PoolKind),
     /// [`LayerDef::ClassToken`].
     ClassToken(Vec<u8>),
+    /// [`LayerDef::Conv2dF32`].
+    Conv2dF32 {
+        input: FeatureMap,
+        filters: u32,
+        window: Window,
+        depthwise: bool,
+        weights: Vec<u8>,
+        bias: Vec<u8>,
+    },
+    /// [`LayerDef::Conv2dI8`]: the weight rows (`filters x taps`, or for a
+    /// depthwise layer `taps x channels`), bias, multipliers and shifts of
+    /// `params` (its `inputs` and `outputs` are not written).
+    Conv2dI8 {
+        input: FeatureMap,
+        filters: u32,
+        window: Window,
+        depthwise: bool,
+        params: DenseI8,
+        input_zero_point: i8,
+    },
+    /// [`LayerDef::Pool2d`].
+    Pool2d {
+        input: FeatureMap,
+        kind: Pool2dKind,
+        window: Window,
+    },
 }
 
 impl Layer {
@@ -365,6 +391,49 @@ impl Layer {
             },
             Layer::Pool(kind) => LayerDef::Pool { kind: *kind },
             Layer::ClassToken(vector) => LayerDef::ClassToken { vector },
+            Layer::Conv2dF32 {
+                input,
+                filters,
+                window,
+                depthwise,
+                weights,
+                bias,
+            } => LayerDef::Conv2dF32 {
+                input: *input,
+                filters: *filters,
+                window: *window,
+                depthwise: *depthwise,
+                weights,
+                bias,
+            },
+            Layer::Conv2dI8 {
+                input,
+                filters,
+                window,
+                depthwise,
+                params,
+                input_zero_point,
+            } => LayerDef::Conv2dI8 {
+                input: *input,
+                filters: *filters,
+                window: *window,
+                depthwise: *depthwise,
+                weights: &params.weights,
+                bias: &params.bias,
+                multiplier: &params.multiplier,
+                shift: &params.shift,
+                input_zero_point: *input_zero_point,
+                output_zero_point: params.output_zero_point,
+            },
+            Layer::Pool2d {
+                input,
+                kind,
+                window,
+            } => LayerDef::Pool2d {
+                input: *input,
+                kind: *kind,
+                window: *window,
+            },
         }
     }
 }

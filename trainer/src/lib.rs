@@ -40,6 +40,7 @@ use anyhow::Result;
 
 // The families, one folder each.
 pub mod classical;
+pub mod cnn;
 pub mod mlp;
 pub mod recurrent;
 pub mod transformer;
@@ -53,6 +54,8 @@ pub static FAMILIES: &[&dyn family::Plugin] = &[
     &recurrent::RecurrentFamily,
     // Transformer classifiers and a causal forecaster (kind `transformer`).
     &transformer::TransformerFamily,
+    // Convolutional classifiers of images and series (kind `cnn`).
+    &cnn::CnnFamily,
     // Clustering and anomaly detectors (kinds `kmeans`, `hierarchical`,
     // `pca`, `autoencoder`, `isolation-forest`).
     &classical::ClassicalFamily,

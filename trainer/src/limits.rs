@@ -30,6 +30,13 @@ pub const WIDTH: Limit = Limit {
     name: "runtime::format::MAX_WIDTH",
 };
 
+/// Largest tensor, in values: a model's input, a feature map
+/// (`height x width x channels`).
+pub const TENSOR: Limit = Limit {
+    value: format::MAX_TENSOR as usize,
+    name: "runtime::format::MAX_TENSOR",
+};
+
 /// Most layers of one blob.
 pub const LAYERS: Limit = Limit {
     value: format::MAX_LAYERS,

@@ -56,7 +56,7 @@ enum Command {
         #[arg(long)]
         spec: PathBuf,
     },
-    /// Show a blob's layers, parameters, MACs, flash and arena bytes.
+    /// Show a blob's layers (output shape and MACs of each), parameters, MACs, flash and arena bytes.
     Inspect {
         /// Model blob.
         blob: PathBuf,
@@ -123,8 +123,23 @@ fn run(cli: Cli, stdout: &mut impl Write) -> Result<()> {
                 model.input_len(),
                 model.output_len()
             );
+            say!(stdout, "  #   layer                  output           MACs");
+            // Elementwise layers and skips keep the map of the layer before.
+            let mut map = None;
             for (i, layer) in model.layers().enumerate() {
-                say!(stdout, "  {i:2}  {:<14} -> {}", layer.kind, layer.width);
+                map = layer.map.or(map.filter(|m: &runtime::format::FeatureMap| {
+                    m.len() == Some(layer.width as u32) && !layer.kind.starts_with("dense")
+                }));
+                let shape = match map {
+                    Some(m) => format!("{}x{}x{}", m.height, m.width, m.channels),
+                    None => layer.width.to_string(),
+                };
+                say!(
+                    stdout,
+                    "  {i:2}  {:<22} {shape:<16} {}",
+                    layer.kind,
+                    layer.macs
+                );
             }
             say!(stdout, "parameters  {}", stats.parameters);
             say!(stdout, "MACs        {}", stats.macs);

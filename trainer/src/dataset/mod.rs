@@ -251,3 +251,18 @@ pub fn load_series(spec: &SeriesSpec, dir: &Path) -> Result<(Series, Series, (us
     };
     Ok((train, test, anomaly))
 }
+
+/// `n` evenly spaced rows of `rows` (all if fewer), for calibration (the same rows on
+/// every run).
+pub fn spread_rows(rows: &[f32], width: usize, n: usize) -> Vec<f32> {
+    let count = rows.len() / width;
+    if count <= n {
+        return rows.to_vec();
+    }
+    (0..n)
+        .flat_map(|i| {
+            let r = i * count / n;
+            rows[r * width..(r + 1) * width].iter().copied()
+        })
+        .collect()
+}

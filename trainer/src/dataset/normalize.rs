@@ -46,6 +46,13 @@ impl Normalization {
         fit(train.series.iter().flat_map(|s| s.chunks_exact(c)), c)
     }
 
+    /// Each channel of channels-last rows (`positions x channels` values,
+    /// channel fastest: a feature map) on its own statistics, over every
+    /// position of every row; the same at every position.
+    pub fn per_map_channel(rows: &[f32], channels: usize, positions: usize) -> Normalization {
+        fit(rows.chunks_exact(channels.max(1)), channels).repeated(positions)
+    }
+
     /// One offset and scale for all `width` inputs, fitted on every value of
     /// `values`: inputs that are all one signal (the rows of an image, the
     /// points of a window) share them.

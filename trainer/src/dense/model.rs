@@ -137,31 +137,14 @@ impl Net {
         mut trace: Option<&mut Vec<Tensor>>,
     ) -> candle_core::Result<Tensor> {
         let mut x = x.clone();
-        let mut slots: [Option<Tensor>; runtime::format::MAX_SKIP_SLOTS] = Default::default();
+        let mut slots = Slots::default();
         for (i, node) in self.nodes.iter().enumerate() {
             x = match node {
                 Node::Dense { weights, bias } => x.matmul(&weights.t()?)?.broadcast_add(bias)?,
-                Node::Op(op) => match op {
-                    LayerSpec::Dense { .. } => candle_core::bail!("dense layer without parameters"),
-                    LayerSpec::Recurrent { .. } => {
-                        candle_core::bail!("recurrent layers need a sequence (.ts) dataset")
-                    }
-                    LayerSpec::Relu => x.relu()?,
-                    LayerSpec::LeakyRelu { alpha } => x.maximum(&(&x * f64::from(*alpha))?)?,
-                    LayerSpec::Sigmoid => candle_nn::ops::sigmoid(&x)?,
-                    LayerSpec::Tanh => x.tanh()?,
-                    LayerSpec::Gelu => x.gelu_erf()?,
-                    LayerSpec::Softmax if logits_only && i + 1 == self.nodes.len() => x,
-                    LayerSpec::Softmax => candle_nn::ops::softmax_last_dim(&x)?,
-                    LayerSpec::Save { slot } => {
-                        slots[*slot as usize] = Some(x.clone());
-                        x
-                    }
-                    LayerSpec::Add { slot } => match &slots[*slot as usize] {
-                        Some(saved) => (&x + saved)?,
-                        None => candle_core::bail!("add {slot} before save {slot}"),
-                    },
-                },
+                Node::Op(op) => {
+                    let last = logits_only && i + 1 == self.nodes.len();
+                    apply_op(op, &x, last, &mut slots)?
+                }
             };
             if let Some(t) = trace.as_deref_mut() {
                 t.push(x.clone());
@@ -193,6 +176,43 @@ impl Net {
             })
             .collect()
     }
+}
+
+/// Skip slots of a forward pass: the tensors saved so far.
+pub type Slots = [Option<Tensor>; runtime::format::MAX_SKIP_SLOTS];
+
+/// A parameter-free layer on `x` (any shape; a softmax acts on the last
+/// dimension): an activation, or a save or add through `slots`. A softmax
+/// is skipped when `skip_softmax` (the last layer while training: the loss
+/// takes logits).
+pub fn apply_op(
+    op: &LayerSpec,
+    x: &Tensor,
+    skip_softmax: bool,
+    slots: &mut Slots,
+) -> candle_core::Result<Tensor> {
+    Ok(match op {
+        LayerSpec::Dense { .. } => candle_core::bail!("dense layer without parameters"),
+        LayerSpec::Recurrent { .. } => {
+            candle_core::bail!("recurrent layers need a sequence (.ts) dataset")
+        }
+        LayerSpec::Relu => x.relu()?,
+        LayerSpec::Relu6 => x.clamp(0f32, 6f32)?,
+        LayerSpec::LeakyRelu { alpha } => x.maximum(&(x * f64::from(*alpha))?)?,
+        LayerSpec::Sigmoid => candle_nn::ops::sigmoid(x)?,
+        LayerSpec::Tanh => x.tanh()?,
+        LayerSpec::Gelu => x.gelu_erf()?,
+        LayerSpec::Softmax if skip_softmax => x.clone(),
+        LayerSpec::Softmax => candle_nn::ops::softmax_last_dim(x)?,
+        LayerSpec::Save { slot } => {
+            slots[*slot as usize] = Some(x.clone());
+            x.clone()
+        }
+        LayerSpec::Add { slot } => match &slots[*slot as usize] {
+            Some(saved) => (x + saved)?,
+            None => candle_core::bail!("add {slot} before save {slot}"),
+        },
+    })
 }
 
 impl Mlp {
@@ -266,6 +286,7 @@ impl Mlp {
 pub fn activation(op: LayerSpec) -> Result<Activation> {
     Ok(match op {
         LayerSpec::Relu => Activation::Relu,
+        LayerSpec::Relu6 => Activation::Relu6,
         LayerSpec::LeakyRelu { alpha } => Activation::LeakyRelu { alpha },
         LayerSpec::Sigmoid => Activation::Sigmoid,
         LayerSpec::Tanh => Activation::Tanh,

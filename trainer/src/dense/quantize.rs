@@ -38,10 +38,12 @@ impl Quantized {
     }
 }
 
-/// The real function of an elementwise activation (f64, `libm`).
-fn activation(op: &LayerSpec, x: f64) -> f64 {
+/// The real function of an elementwise activation (f64, `libm`), the
+/// function of its int8 table.
+pub fn activation(op: &LayerSpec, x: f64) -> f64 {
     match op {
         LayerSpec::Relu => x.max(0.0),
+        LayerSpec::Relu6 => x.clamp(0.0, 6.0),
         LayerSpec::LeakyRelu { alpha } => {
             if x < 0.0 {
                 x * f64::from(*alpha)
@@ -58,17 +60,29 @@ fn activation(op: &LayerSpec, x: f64) -> f64 {
 
 /// Quantize `mlp` with ranges observed on `calibration` (normalized rows).
 pub fn quantize(mlp: &Mlp, calibration: &[f32]) -> Result<Quantized> {
+    quantize_from(mlp, calibration, asymmetric(Range::of(calibration)))
+}
+
+/// [`quantize`] with the input's quantization given: a head reads the
+/// int8 tensor of the layers before it as it is.
+pub fn quantize_from(
+    mlp: &Mlp,
+    calibration: &[f32],
+    input_quant: QuantParams,
+) -> Result<Quantized> {
     if calibration.is_empty() {
         bail!("no calibration data");
     }
     let trace = mlp.trace(calibration)?;
-    let input_quant = asymmetric(Range::of(calibration));
     let mut current = input_quant;
     let mut slots = [None::<QuantParams>; runtime::format::MAX_SKIP_SLOTS];
     let mut layers = Vec::new();
 
     for (i, layer) in mlp.layers.iter().enumerate() {
-        let followed_by_relu = matches!(mlp.layers.get(i + 1), Some(Layer::Op(LayerSpec::Relu)));
+        let followed_by_relu = matches!(
+            mlp.layers.get(i + 1),
+            Some(Layer::Op(LayerSpec::Relu | LayerSpec::Relu6))
+        );
         let observed = |index: usize| asymmetric(Range::of(&trace[index]));
         match layer {
             Layer::Dense {
@@ -115,10 +129,10 @@ pub fn quantize(mlp: &Mlp, calibration: &[f32]) -> Result<Quantized> {
                 bail!("layer {i}: `{op}` cannot be quantized as a dense stack's layer")
             }
             Layer::Op(op) => {
-                // ReLU after a dense layer keeps the dense output's parameters
-                // (already calibrated on the ReLU's range).
+                // ReLU (ReLU6) after a dense layer keeps the dense output's
+                // parameters (already calibrated on the ReLU's range).
                 let prev_is_dense = i > 0 && matches!(mlp.layers[i - 1], Layer::Dense { .. });
-                let out = if matches!(op, LayerSpec::Relu) && prev_is_dense {
+                let out = if matches!(op, LayerSpec::Relu | LayerSpec::Relu6) && prev_is_dense {
                     current
                 } else {
                     observed(i)

@@ -2,8 +2,8 @@
 //! MLP family (and self-training) and by the recurrent family (cells, then
 //! a dense head).
 //!
-//! Layers are `dense N`, `relu`, `leaky_relu ALPHA`, `sigmoid`, `tanh`,
-//! `gelu`, `softmax`, `save SLOT` and `add SLOT` (residual: add the tensor
+//! Layers are `dense N`, `relu`, `relu6`, `leaky_relu ALPHA`, `sigmoid`,
+//! `tanh`, `gelu`, `softmax`, `save SLOT` and `add SLOT` (residual: add the tensor
 //! saved in `SLOT`; slots are below [`MAX_SKIP_SLOTS`]), and the recurrent
 //! cells `rnn N`, `lstm N`, `gru N`. [`parse_layers`] names the 1-based
 //! position of a bad layer in its one-line [`SpecError`]. What needs the
@@ -25,6 +25,8 @@ pub enum LayerSpec {
     Dense { units: usize },
     /// `relu`
     Relu,
+    /// `relu6`: `min(max(x, 0), 6)`
+    Relu6,
     /// `leaky_relu 0.01`: slope `alpha` for negative inputs.
     LeakyRelu { alpha: f32 },
     /// `sigmoid`
@@ -51,7 +53,7 @@ pub enum LayerSpec {
 
 /// Layer keywords, for error messages.
 pub const KNOWN_LAYERS: &str =
-    "dense N, relu, leaky_relu ALPHA, sigmoid, tanh, gelu, softmax, save SLOT, add SLOT, rnn N, lstm N, gru N";
+    "dense N, relu, relu6, leaky_relu ALPHA, sigmoid, tanh, gelu, softmax, save SLOT, add SLOT, rnn N, lstm N, gru N";
 
 impl fmt::Display for LayerSpec {
     /// The spec's own syntax, so a displayed layer parses back to itself.
@@ -59,6 +61,7 @@ impl fmt::Display for LayerSpec {
         match self {
             LayerSpec::Dense { units } => write!(f, "dense {units}"),
             LayerSpec::Relu => f.write_str("relu"),
+            LayerSpec::Relu6 => f.write_str("relu6"),
             LayerSpec::LeakyRelu { alpha } => write!(f, "leaky_relu {alpha}"),
             LayerSpec::Sigmoid => f.write_str("sigmoid"),
             LayerSpec::Tanh => f.write_str("tanh"),
@@ -72,14 +75,14 @@ impl fmt::Display for LayerSpec {
 }
 
 /// Why one layer string is wrong (before the file and position are attached).
-enum LayerProblem {
+pub(crate) enum LayerProblem {
     Unknown(String),
     BadArguments(String),
 }
 
 impl LayerSpec {
     /// Parse one layer string such as `"dense 32"`.
-    fn parse(text: &str) -> Result<LayerSpec, LayerProblem> {
+    pub(crate) fn parse(text: &str) -> Result<LayerSpec, LayerProblem> {
         let mut words = text.split_whitespace();
         let keyword = words.next().unwrap_or("");
         let args: Vec<&str> = words.collect();
@@ -144,6 +147,7 @@ impl LayerSpec {
             "save" => Ok(LayerSpec::Save { slot: slot()? }),
             "add" => Ok(LayerSpec::Add { slot: slot()? }),
             "relu" => no_args(LayerSpec::Relu),
+            "relu6" => no_args(LayerSpec::Relu6),
             "sigmoid" => no_args(LayerSpec::Sigmoid),
             "tanh" => no_args(LayerSpec::Tanh),
             "gelu" => no_args(LayerSpec::Gelu),
@@ -243,6 +247,7 @@ mod tests {
         let texts = [
             "save 3",
             "dense 8",
+            "relu6",
             "leaky_relu 0.1",
             "sigmoid",
             "tanh",
@@ -253,13 +258,15 @@ mod tests {
         ]
         .map(String::from);
         let layers = parse_layers(Path::new("specs/test.toml"), &texts).unwrap();
-        assert_eq!(layers[2], LayerSpec::LeakyRelu { alpha: 0.1 });
+        assert_eq!(layers[2], LayerSpec::Relu6);
+        assert_eq!(layers[3], LayerSpec::LeakyRelu { alpha: 0.1 });
         let shown: Vec<String> = layers.iter().map(|l| l.to_string()).collect();
         assert_eq!(
             shown,
             [
                 "save 3",
                 "dense 8",
+                "relu6",
                 "leaky_relu 0.1",
                 "sigmoid",
                 "tanh",

@@ -154,7 +154,7 @@ mod tests {
             "{message}"
         );
         assert!(
-            message.contains("dense N, relu, leaky_relu ALPHA"),
+            message.contains("dense N, relu, relu6, leaky_relu ALPHA"),
             "{message}"
         );
     }

@@ -190,9 +190,11 @@ impl Family for TransformerFamily {
         let n = spec.quantization.calibration_samples;
         let calibration = match data {
             TransformerData::Classifier(d) => {
-                export::spread_rows(&d.train.features, d.train.feature_count, n)
+                crate::dataset::spread_rows(&d.train.features, d.train.feature_count, n)
             }
-            TransformerData::Forecaster(d) => export::spread_rows(&d.windows.0, d.tokens, n),
+            TransformerData::Forecaster(d) => {
+                crate::dataset::spread_rows(&d.windows.0, d.tokens, n)
+            }
         };
         Ok(quantize::quantize(model, &calibration)?.blob(model))
     }
