@@ -1,7 +1,8 @@
 //! What every classifier family (MLP, recurrent, transformer) shares at its
 //! end: the accuracy metric with its confusion matrix, running rows or
 //! sequences through the runtime for it, the classifier part of
-//! `report.json`, and the plots (`loss.png`, `confusion.png`).
+//! `report.json`, and the plots (`loss.png`: training and validation loss,
+//! the restored epoch and test accuracy; `confusion.png`).
 
 use std::fmt;
 
@@ -107,6 +108,12 @@ pub struct Classifier {
     pub int8_accuracy: f64,
     /// Mean training loss per epoch.
     pub train_loss: Vec<f32>,
+    /// Validation loss per epoch (absent without a validation split).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub validation_loss: Vec<f32>,
+    /// The epoch (1-based) whose weights were kept, when not the last.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub restored_epoch: Option<usize>,
 }
 
 impl Details for Classifier {
@@ -135,7 +142,7 @@ pub fn finish<S>(
     if let Some(dir) = plots {
         let title = &spec.name;
         plot(dir, "loss.png", |path| {
-            crate::plot::loss_curve(path, title, &history.train_loss, &history.test_score)
+            crate::plot::loss_curve(path, title, &history.curves("test accuracy (%)"))
         });
         plot(dir, "confusion.png", |path| {
             crate::plot::confusion_matrix(
@@ -154,5 +161,7 @@ pub fn finish<S>(
         f32_accuracy: f32.accuracy,
         int8_accuracy: int8.accuracy,
         train_loss: history.train_loss.clone(),
+        validation_loss: history.validation_loss.clone(),
+        restored_epoch: history.restored_epoch,
     })
 }

@@ -258,8 +258,15 @@ pub fn evaluate<F: Family>(family: &F, spec: &Spec<F::Spec>, blob: &[u8]) -> Res
 pub trait Plugin: Sync {
     /// The spec kinds the family reads.
     fn kinds(&self) -> &'static [&'static str];
-    /// [`export`] (with a progress bar); the summary line.
-    fn export(&self, spec: Spec, tables: Tables, out_root: &Path, reuse: bool) -> Result<String>;
+    /// [`export`] (with progress unless `quiet`); the summary line.
+    fn export(
+        &self,
+        spec: Spec,
+        tables: Tables,
+        out_root: &Path,
+        reuse: bool,
+        quiet: bool,
+    ) -> Result<String>;
     /// [`evaluate`]; what `eval` prints after the blob's name.
     fn evaluate(&self, spec: Spec, tables: Tables, blob: &[u8]) -> Result<String>;
 }
@@ -269,9 +276,16 @@ impl<F: Family> Plugin for F {
         F::KINDS
     }
 
-    fn export(&self, spec: Spec, tables: Tables, out_root: &Path, reuse: bool) -> Result<String> {
+    fn export(
+        &self,
+        spec: Spec,
+        tables: Tables,
+        out_root: &Path,
+        reuse: bool,
+        quiet: bool,
+    ) -> Result<String> {
         let spec = own(self, spec, tables)?;
-        Ok(export(self, &spec, out_root, reuse, true)?.to_string())
+        Ok(export(self, &spec, out_root, reuse, !quiet)?.to_string())
     }
 
     fn evaluate(&self, spec: Spec, tables: Tables, blob: &[u8]) -> Result<String> {

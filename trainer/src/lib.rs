@@ -65,12 +65,17 @@ pub static FAMILIES: &[&dyn family::Plugin] = &[
     &classical::ClassicalFamily,
 ];
 
-/// Train and export the spec at `spec` into `out_root/<name>/` (with a
-/// progress bar), or with `reuse` keep an export that is up to date; the
+/// Train and export the spec at `spec` into `out_root/<name>/` (with
+/// progress), or with `reuse` keep an export that is up to date; the
 /// one-line summary.
 pub fn export_spec(spec: &Path, out_root: &Path, reuse: bool) -> Result<String> {
+    export_spec_with(spec, out_root, reuse, false)
+}
+
+/// [`export_spec`], silent while training when `quiet`.
+pub fn export_spec_with(spec: &Path, out_root: &Path, reuse: bool, quiet: bool) -> Result<String> {
     let (parsed, tables) = spec::read(spec)?;
-    family::find(FAMILIES, &parsed)?.export(parsed, tables, out_root, reuse)
+    family::find(FAMILIES, &parsed)?.export(parsed, tables, out_root, reuse, quiet)
 }
 
 /// Run `blob` with the runtime over the test data of the spec at `spec`;

@@ -29,6 +29,9 @@ enum Command {
         /// Folder that receives one sub-folder per model.
         #[arg(long, default_value = "models/exported")]
         out: PathBuf,
+        /// No progress while training (a bar on a terminal, else a line every few epochs).
+        #[arg(long, short)]
+        quiet: bool,
     },
     /// Like `train`, but keeps an export that is already up to date with its spec and dataset.
     Export {
@@ -41,6 +44,9 @@ enum Command {
         /// Retrain even if the export is up to date.
         #[arg(long)]
         force: bool,
+        /// No progress while training (a bar on a terminal, else a line every few epochs).
+        #[arg(long, short)]
+        quiet: bool,
     },
     /// Run a blob with the runtime over the test split of a spec's dataset.
     Eval {
@@ -72,14 +78,27 @@ macro_rules! say {
 
 fn run(cli: Cli, stdout: &mut impl Write) -> Result<()> {
     match cli.command {
-        Command::Train { specs, out } => {
+        Command::Train { specs, out, quiet } => {
             for spec in specs {
-                say!(stdout, "{}", trainer::export_spec(&spec, &out, false)?);
+                say!(
+                    stdout,
+                    "{}",
+                    trainer::export_spec_with(&spec, &out, false, quiet)?
+                );
             }
         }
-        Command::Export { specs, out, force } => {
+        Command::Export {
+            specs,
+            out,
+            force,
+            quiet,
+        } => {
             for spec in specs {
-                say!(stdout, "{}", trainer::export_spec(&spec, &out, !force)?);
+                say!(
+                    stdout,
+                    "{}",
+                    trainer::export_spec_with(&spec, &out, !force, quiet)?
+                );
             }
         }
         Command::Eval { blob, spec } => {

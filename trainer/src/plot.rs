@@ -83,44 +83,53 @@ fn render_atomic(path: &Path, draw: impl FnOnce(&Path) -> Result<()>) -> Result<
     result.with_context(|| format!("cannot write plot {}", path.display()))
 }
 
-/// Plot training loss per epoch (top panel, log scale; values <= 0 are skipped) and test accuracy per epoch
-/// (bottom panel, `test_accuracy` as fractions in 0..=1, drawn as percent).
-/// Non-finite values are skipped; either series may be empty.
-pub fn loss_curve(
-    path: &Path,
-    title: &str,
-    train_loss: &[f32],
-    test_accuracy: &[f32],
-) -> Result<()> {
-    loss_and_metric_curve(path, title, train_loss, test_accuracy, "test accuracy (%)")
+/// What a training curve shows, one value per epoch (1-based on the x axis).
+#[derive(Debug, Clone, Copy)]
+pub struct Curves<'a> {
+    /// Mean training loss.
+    pub train_loss: &'a [f32],
+    /// Validation loss (empty: no validation split).
+    pub validation_loss: &'a [f32],
+    /// A test metric in `[0, 1]`, drawn x100 (empty: not watched).
+    pub metric: &'a [f32],
+    /// The metric's axis label, e.g. `"test accuracy (%)"`.
+    pub metric_label: &'a str,
+    /// The epoch whose weights were kept (restored), marked in both panels.
+    pub restored_epoch: Option<usize>,
 }
 
-/// [`loss_curve`] with another per-epoch test metric in `[0, 1]` (shown x100)
-/// under its own axis label.
-pub fn loss_and_metric_curve(
-    path: &Path,
-    title: &str,
-    train_loss: &[f32],
-    test_accuracy: &[f32],
-    metric_label: &str,
-) -> Result<()> {
+/// Plot training and validation loss per epoch (top panel, log scale;
+/// values <= 0 are skipped) and the test metric per epoch (bottom panel),
+/// with a dashed line at the restored epoch. Non-finite values are
+/// skipped; any series may be empty.
+pub fn loss_curve(path: &Path, title: &str, curves: &Curves<'_>) -> Result<()> {
     const SIZE: (u32, u32) = (900, 700);
     render_atomic(path, |temp| {
         let root = BitMapBackend::new(temp, SIZE).into_drawing_area();
         root.fill(&WHITE)?;
         let root = root.titled(title, (FONT_FAMILY, 26))?;
         let (top, bottom) = root.split_vertically(SIZE.1 / 2 - 20);
-        let epochs = train_loss.len().max(test_accuracy.len()).max(1) as f64;
+        let epochs = curves
+            .train_loss
+            .len()
+            .max(curves.validation_loss.len())
+            .max(curves.metric.len())
+            .max(1) as f64;
+        let positive = |values: &[f32]| -> Vec<(f64, f64)> {
+            finite_points(values, 1.0)
+                .into_iter()
+                .filter(|p| p.1 > 0.0)
+                .collect()
+        };
+        let train = positive(curves.train_loss);
+        let validation = positive(curves.validation_loss);
 
         // Log scale: cross-entropy falls by orders of magnitude, and a linear
         // axis would flatten everything after the first few epochs.
-        let losses: Vec<(f64, f64)> = finite_points(train_loss, 1.0)
-            .into_iter()
-            .filter(|p| p.1 > 0.0)
-            .collect();
-        let max_loss = losses.iter().map(|p| p.1).fold(f64::MIN_POSITIVE, f64::max);
-        let min_loss = losses.iter().map(|p| p.1).fold(max_loss, f64::min);
-        let (loss_low, loss_high) = if losses.is_empty() {
+        let all = train.iter().chain(&validation).map(|p| p.1);
+        let max_loss = all.clone().fold(f64::MIN_POSITIVE, f64::max);
+        let min_loss = all.fold(max_loss, f64::min);
+        let (loss_low, loss_high) = if train.is_empty() && validation.is_empty() {
             (0.01, 10.0)
         } else {
             (min_loss / 1.5, (max_loss * 1.5).max(min_loss * 10.0))
@@ -133,15 +142,46 @@ pub fn loss_and_metric_curve(
         chart
             .configure_mesh()
             .x_desc("epoch")
-            .y_desc("training loss (log)")
+            .y_desc("loss (log)")
             .label_style((FONT_FAMILY, 17))
             .x_label_formatter(&|epoch| format!("{epoch:.0}"))
             .y_label_formatter(&|loss| format!("{loss:.1e}"))
             .draw()?;
-        chart.draw_series(LineSeries::new(losses, RED.stroke_width(2)))?;
+        chart
+            .draw_series(LineSeries::new(train, RED.stroke_width(2)))?
+            .label("training loss")
+            .legend(|(x, y)| PathElement::new([(x, y), (x + 20, y)], RED.stroke_width(2)));
+        if !validation.is_empty() {
+            let orange = RGBColor(230, 140, 0);
+            chart
+                .draw_series(LineSeries::new(validation, orange.stroke_width(2)))?
+                .label("validation loss")
+                .legend(move |(x, y)| {
+                    PathElement::new([(x, y), (x + 20, y)], orange.stroke_width(2))
+                });
+        }
+        if let Some(epoch) = curves.restored_epoch {
+            let x = epoch as f64;
+            chart
+                .draw_series(DashedLineSeries::new(
+                    [(x, loss_low), (x, loss_high)],
+                    6,
+                    4,
+                    BLACK.stroke_width(1),
+                ))?
+                .label(format!("restored epoch {epoch}"))
+                .legend(|(x, y)| PathElement::new([(x, y), (x + 20, y)], BLACK));
+        }
+        chart
+            .configure_series_labels()
+            .position(SeriesLabelPosition::UpperRight)
+            .background_style(WHITE.mix(0.8))
+            .border_style(BLACK)
+            .label_font((FONT_FAMILY, 15))
+            .draw()?;
 
-        let accuracy = finite_points(test_accuracy, 100.0);
-        let lowest = accuracy.iter().map(|p| p.1).fold(100.0, f64::min);
+        let metric = finite_points(curves.metric, 100.0);
+        let lowest = metric.iter().map(|p| p.1).fold(100.0, f64::min);
         // Zoom in on the interesting band, in whole steps of 5 %.
         let floor = ((lowest - 1.0) / 5.0).floor().clamp(0.0, 19.0) * 5.0;
         let mut chart = ChartBuilder::on(&bottom)
@@ -152,11 +192,20 @@ pub fn loss_and_metric_curve(
         chart
             .configure_mesh()
             .x_desc("epoch")
-            .y_desc(metric_label)
+            .y_desc(curves.metric_label)
             .label_style((FONT_FAMILY, 17))
             .x_label_formatter(&|epoch| format!("{epoch:.0}"))
             .draw()?;
-        chart.draw_series(LineSeries::new(accuracy, BLUE.stroke_width(2)))?;
+        chart.draw_series(LineSeries::new(metric, BLUE.stroke_width(2)))?;
+        if let Some(epoch) = curves.restored_epoch {
+            let x = epoch as f64;
+            chart.draw_series(DashedLineSeries::new(
+                [(x, floor), (x, 100.0)],
+                6,
+                4,
+                BLACK.stroke_width(1),
+            ))?;
+        }
 
         root.present()?;
         Ok(())
@@ -467,7 +516,19 @@ mod tests {
             .map(|e| 0.97 - 0.6 * (-(e as f32) / 8.0).exp())
             .collect();
         let loss_path = dir.path().join("plots/loss.png");
-        loss_curve(&loss_path, "digits-mlp", &loss, &accuracy).unwrap();
+        let validation: Vec<f32> = loss
+            .iter()
+            .enumerate()
+            .map(|(e, l)| l + 0.002 * e as f32)
+            .collect();
+        let curves = Curves {
+            train_loss: &loss,
+            validation_loss: &validation,
+            metric: &accuracy,
+            metric_label: "test accuracy (%)",
+            restored_epoch: Some(31),
+        };
+        loss_curve(&loss_path, "digits-mlp", &curves).unwrap();
         assert_png(&loss_path);
 
         let names: Vec<String> = (0..10).map(|d| d.to_string()).collect();
@@ -524,14 +585,22 @@ mod tests {
     #[test]
     fn degenerate_inputs_do_not_panic() {
         let dir = tempfile::tempdir().unwrap();
-        loss_curve(&dir.path().join("empty.png"), "empty", &[], &[]).unwrap();
-        loss_curve(
-            &dir.path().join("nan.png"),
-            "nan",
-            &[f32::NAN, 1.0],
-            &[f32::INFINITY],
-        )
-        .unwrap();
+        let empty = Curves {
+            train_loss: &[],
+            validation_loss: &[],
+            metric: &[],
+            metric_label: "test accuracy (%)",
+            restored_epoch: None,
+        };
+        loss_curve(&dir.path().join("empty.png"), "empty", &empty).unwrap();
+        let nan = Curves {
+            train_loss: &[f32::NAN, 1.0],
+            validation_loss: &[f32::NAN],
+            metric: &[f32::INFINITY],
+            restored_epoch: Some(7),
+            ..empty
+        };
+        loss_curve(&dir.path().join("nan.png"), "nan", &nan).unwrap();
         let names = vec![
             "setosa".to_string(),
             "a-very-long-class-name-indeed".to_string(),

@@ -6,11 +6,17 @@
 //! kind = "mlp"             # which family reads the rest; see below
 //! [dataset]                # or [series]: the data (crate::dataset)
 //! path = "../datasets/digits/digits.csv.gz"
-//! [training]               # candle families
+//! [training]               # candle families; every key (and the table) has a default
 //! optimizer = { kind = "adam", learning_rate = 0.003 }   # or { kind = "sgd", learning_rate = 0.1, momentum = 0.9 }
-//! epochs = 60
-//! batch_size = 32
+//! epochs = 200             # the most; early stopping usually ends sooner
+//! batch_size = 16
 //! seed = 1                 # default 0
+//! validation_fraction = 0.2  # held out of the training data; 0: none
+//! patience = 20            # early stopping on the validation loss; 0: never
+//! restore_best = true      # keep the best validation epoch's weights
+//! schedule = "plateau"     # "constant" | "cosine" | "plateau" | { kind = "plateau", factor = 0.5, patience = 5 }
+//! clip_grad_norm = 1.0     # global gradient norm limit; 0: off
+//! weight_decay = 0.0       # decoupled (AdamW)
 //! [quantization]           # optional, families with an int8 blob
 //! calibration_samples = 512
 //! [model]                  # the family's own tables ([model], [transformer], [kmeans], ...)
@@ -61,19 +67,215 @@ pub struct Spec<F = ()> {
     pub family: F,
 }
 
-/// The `[training]` table.
+/// The `[training]` table: the shared loop's settings ([`crate::train`]).
+/// Every field has a default, and so has the table: a spec with only its
+/// data and its layers trains with the recipe below, chosen to work on data
+/// nobody tuned for (a validation split, early stopping with restore of the
+/// best epoch, a rate halved on plateaus, clipped gradients).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct TrainingSpec {
-    /// Optimizer and its settings.
+    /// Optimizer and its settings (default Adam at 0.003).
+    #[serde(default = "default_optimizer")]
     pub optimizer: OptimizerSpec,
-    /// Passes over the training set; at least 1.
+    /// Most passes over the training set (default 200); early stopping
+    /// usually ends sooner. At least 1.
+    #[serde(default = "default_epochs")]
     pub epochs: usize,
-    /// Rows per gradient step; at least 1.
+    /// Examples per gradient step (default 16); at least 1.
+    #[serde(default = "default_batch_size")]
     pub batch_size: usize,
-    /// Seed for weight init and batch shuffling.
+    /// Seed for weight init, the validation split and batch shuffling.
     #[serde(default)]
     pub seed: u64,
+    /// Share of the training examples held out (per class for classifiers)
+    /// to watch generalisation: early stopping, the restored epoch and the
+    /// plateau schedule read its loss. In [0, 0.5]; 0 trains on all of
+    /// them for every epoch, keeping the last (default 0.2).
+    #[serde(default = "default_validation_fraction")]
+    pub validation_fraction: f64,
+    /// Stop after this many epochs without a lower validation loss
+    /// (default 20); 0 never stops early.
+    #[serde(default = "default_patience")]
+    pub patience: usize,
+    /// Keep the weights of the epoch with the lowest validation loss rather
+    /// than the last epoch's (default true).
+    #[serde(default = "yes")]
+    pub restore_best: bool,
+    /// The learning rate over the run (default: halved on plateaus).
+    #[serde(default)]
+    pub schedule: Schedule,
+    /// Scale each step's gradients down to at most this global L2 norm
+    /// (default 1.0); 0 turns clipping off.
+    #[serde(default = "default_clip_grad_norm")]
+    pub clip_grad_norm: f64,
+    /// Weight decay per step, times the learning rate (decoupled, AdamW; an
+    /// L2 term for SGD); default 0.
+    #[serde(default)]
+    pub weight_decay: f64,
+}
+
+impl Default for TrainingSpec {
+    fn default() -> Self {
+        TrainingSpec {
+            optimizer: default_optimizer(),
+            epochs: default_epochs(),
+            batch_size: default_batch_size(),
+            seed: 0,
+            validation_fraction: default_validation_fraction(),
+            patience: default_patience(),
+            restore_best: true,
+            schedule: Schedule::default(),
+            clip_grad_norm: default_clip_grad_norm(),
+            weight_decay: 0.0,
+        }
+    }
+}
+
+fn default_optimizer() -> OptimizerSpec {
+    OptimizerSpec::Adam {
+        learning_rate: 0.003,
+    }
+}
+
+fn default_epochs() -> usize {
+    200
+}
+
+fn default_batch_size() -> usize {
+    16
+}
+
+fn default_validation_fraction() -> f64 {
+    0.2
+}
+
+fn default_patience() -> usize {
+    20
+}
+
+fn yes() -> bool {
+    true
+}
+
+fn default_clip_grad_norm() -> f64 {
+    1.0
+}
+
+/// How the learning rate moves over a run: `schedule = "constant"`,
+/// `"cosine"`, `"plateau"` (each with its defaults), or a table naming the
+/// kind and its settings, `{ kind = "cosine", floor = 0.1 }`,
+/// `{ kind = "plateau", factor = 0.5, patience = 5 }`.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+#[serde(tag = "kind", rename_all = "lowercase")]
+pub enum Schedule {
+    /// The optimizer's rate throughout.
+    Constant,
+    /// A cosine from the optimizer's rate down to `floor` times it over all
+    /// `epochs`, set before every step.
+    Cosine {
+        /// The last step's share of the rate, in [0, 1] (default 0.1).
+        floor: f64,
+    },
+    /// The rate times `factor` whenever the monitored loss (validation,
+    /// else training) has not improved for `patience` epochs, down to a
+    /// thousandth of the optimizer's rate (Keras' `ReduceLROnPlateau`).
+    Plateau {
+        /// In (0, 1) (default 0.5).
+        factor: f64,
+        /// Epochs without improvement before a cut; at least 1 (default 5).
+        patience: usize,
+    },
+}
+
+impl Default for Schedule {
+    fn default() -> Self {
+        Schedule::plateau()
+    }
+}
+
+impl Schedule {
+    /// Cosine with its default floor.
+    pub const fn cosine() -> Self {
+        Schedule::Cosine { floor: 0.1 }
+    }
+
+    /// Plateau with its default factor and patience.
+    pub const fn plateau() -> Self {
+        Schedule::Plateau {
+            factor: 0.5,
+            patience: 5,
+        }
+    }
+}
+
+/// The table form of [`Schedule`], each setting defaulted.
+#[derive(Deserialize)]
+#[serde(tag = "kind", rename_all = "lowercase", deny_unknown_fields)]
+enum ScheduleTable {
+    Constant,
+    Cosine {
+        #[serde(default = "default_floor")]
+        floor: f64,
+    },
+    Plateau {
+        #[serde(default = "default_factor")]
+        factor: f64,
+        #[serde(default = "default_plateau_patience")]
+        patience: usize,
+    },
+}
+
+fn default_floor() -> f64 {
+    0.1
+}
+
+fn default_factor() -> f64 {
+    0.5
+}
+
+fn default_plateau_patience() -> usize {
+    5
+}
+
+impl<'de> Deserialize<'de> for Schedule {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct ScheduleVisitor;
+
+        impl<'de> serde::de::Visitor<'de> for ScheduleVisitor {
+            type Value = Schedule;
+
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str(r#""constant", "cosine", "plateau" or a table with `kind`"#)
+            }
+
+            fn visit_str<E: serde::de::Error>(self, v: &str) -> Result<Schedule, E> {
+                match v {
+                    "constant" => Ok(Schedule::Constant),
+                    "cosine" => Ok(Schedule::cosine()),
+                    "plateau" => Ok(Schedule::plateau()),
+                    other => Err(E::unknown_variant(
+                        other,
+                        &["constant", "cosine", "plateau"],
+                    )),
+                }
+            }
+
+            fn visit_map<A: serde::de::MapAccess<'de>>(self, map: A) -> Result<Schedule, A::Error> {
+                let table =
+                    ScheduleTable::deserialize(serde::de::value::MapAccessDeserializer::new(map))?;
+                Ok(match table {
+                    ScheduleTable::Constant => Schedule::Constant,
+                    ScheduleTable::Cosine { floor } => Schedule::Cosine { floor },
+                    ScheduleTable::Plateau { factor, patience } => {
+                        Schedule::Plateau { factor, patience }
+                    }
+                })
+            }
+        }
+
+        d.deserialize_any(ScheduleVisitor)
+    }
 }
 
 /// `optimizer = { kind = "adam", ... }`.
@@ -317,6 +519,9 @@ pub fn parse(text: &str, path: &Path) -> Result<(Spec, Tables), SpecError> {
                 format!("must be between 0 and 1 (exclusive), got {fraction}"),
             ));
         }
+        dataset
+            .delimiter_byte()
+            .map_err(|problem| invalid("dataset.delimiter", problem))?;
     }
     if let Some(series) = &file.series {
         if series.train_stride == 0 {
@@ -392,6 +597,56 @@ fn check_training(t: &TrainingSpec) -> Result<(), (&'static str, String)> {
             format!("must be in [0, 1), got {momentum}"),
         ));
     }
+    if !(0.0..=0.5).contains(&t.validation_fraction) {
+        return Err((
+            "training.validation_fraction",
+            format!(
+                "must be in [0, 0.5] (0: no validation split), got {}",
+                t.validation_fraction
+            ),
+        ));
+    }
+    if !(t.clip_grad_norm >= 0.0 && t.clip_grad_norm.is_finite()) {
+        return Err((
+            "training.clip_grad_norm",
+            format!(
+                "must be a positive number (0: no clipping), got {}",
+                t.clip_grad_norm
+            ),
+        ));
+    }
+    if !(0.0..1.0).contains(&t.weight_decay) {
+        return Err((
+            "training.weight_decay",
+            format!(
+                "must be in [0, 1) (a share of the weights per step, times the rate), got {}",
+                t.weight_decay
+            ),
+        ));
+    }
+    match t.schedule {
+        Schedule::Constant => {}
+        Schedule::Cosine { floor } if !(0.0..=1.0).contains(&floor) => {
+            return Err((
+                "training.schedule.floor",
+                format!("must be in [0, 1] (the last step's share of the rate), got {floor}"),
+            ));
+        }
+        Schedule::Cosine { .. } => {}
+        Schedule::Plateau { factor, .. } if !(factor > 0.0 && factor < 1.0) => {
+            return Err((
+                "training.schedule.factor",
+                format!("must be in (0, 1) (the rate is multiplied by it), got {factor}"),
+            ));
+        }
+        Schedule::Plateau { patience: 0, .. } => {
+            return Err((
+                "training.schedule.patience",
+                "must be at least 1 epoch".into(),
+            ));
+        }
+        Schedule::Plateau { .. } => {}
+    }
     Ok(())
 }
 
@@ -439,11 +694,11 @@ impl<F> Spec<F> {
         self.series.as_ref().ok_or_else(|| self.missing("series"))
     }
 
-    /// The `[training]` table.
+    /// The `[training]` table, or its defaults when the spec has none.
     pub fn training(&self) -> Result<&TrainingSpec, SpecError> {
-        self.training
-            .as_ref()
-            .ok_or_else(|| self.missing("training"))
+        static DEFAULT: std::sync::LazyLock<TrainingSpec> =
+            std::sync::LazyLock::new(TrainingSpec::default);
+        Ok(self.training.as_ref().unwrap_or(&DEFAULT))
     }
 
     /// The data files the export depends on: the dataset (and its test
@@ -671,7 +926,8 @@ calibration_samples = 64
             dataset.csv_options(),
             crate::dataset::CsvOptions {
                 label_column: crate::dataset::LabelColumn::Name("species".into()),
-                header: Some(true)
+                header: Some(true),
+                ..Default::default()
             }
         );
         assert_eq!(dataset.test_fraction, 0.2);
@@ -749,8 +1005,9 @@ calibration_samples = 64
             message.contains("line 11: unknown variant `adamw`"),
             "{message}"
         );
-        let message = error_of(&with("batch_size = 32\n", ""));
-        assert!(message.contains("missing field `batch_size`"), "{message}");
+        // A missing [training] key takes its default.
+        let (spec, _) = parse_good(&with("batch_size = 32\n", "")).unwrap();
+        assert_eq!(spec.training().unwrap().batch_size, 16);
         let message = error_of(&with(
             "learning_rate = 0.003",
             "learning_rate = 0.003, beta = 0.9",
@@ -765,6 +1022,85 @@ calibration_samples = 64
             message.contains("line 15: unknown field `extra`"),
             "{message}"
         );
+    }
+
+    #[test]
+    fn a_spec_without_training_gets_the_recipe_defaults() {
+        let start = GOOD.find("[training]").unwrap();
+        let (spec, _) = parse_good(&GOOD[..start]).unwrap();
+        let t = spec.training().unwrap();
+        assert_eq!(t, &TrainingSpec::default());
+        assert_eq!(t.epochs, 200);
+        assert_eq!(t.batch_size, 16);
+        assert_eq!(t.validation_fraction, 0.2);
+        assert_eq!(t.patience, 20);
+        assert!(t.restore_best);
+        assert_eq!(
+            t.schedule,
+            Schedule::Plateau {
+                factor: 0.5,
+                patience: 5
+            }
+        );
+        assert_eq!(t.clip_grad_norm, 1.0);
+        assert_eq!(t.weight_decay, 0.0);
+    }
+
+    #[test]
+    fn recipe_keys_parse_as_words_or_tables() {
+        let recipe = "seed = 1\nvalidation_fraction = 0\npatience = 0\nrestore_best = false\nclip_grad_norm = 0\nweight_decay = 0.01\n";
+        for (schedule, expected) in [
+            ("\"constant\"", Schedule::Constant),
+            ("\"cosine\"", Schedule::Cosine { floor: 0.1 }),
+            (
+                "{ kind = \"cosine\", floor = 0.25 }",
+                Schedule::Cosine { floor: 0.25 },
+            ),
+            (
+                "{ kind = \"plateau\", patience = 3 }",
+                Schedule::Plateau {
+                    factor: 0.5,
+                    patience: 3,
+                },
+            ),
+        ] {
+            let text = with("seed = 1\n", &format!("{recipe}schedule = {schedule}\n"));
+            let (spec, _) = parse_good(&text).unwrap();
+            let t = spec.training().unwrap();
+            assert_eq!(t.schedule, expected, "{schedule}");
+            assert_eq!(t.validation_fraction, 0.0);
+            assert_eq!(t.patience, 0);
+            assert!(!t.restore_best);
+            assert_eq!(t.clip_grad_norm, 0.0);
+            assert_eq!(t.weight_decay, 0.01);
+        }
+    }
+
+    #[test]
+    fn bad_recipe_values_name_their_field() {
+        for (line, field) in [
+            ("validation_fraction = 0.6", "training.validation_fraction"),
+            ("validation_fraction = -0.1", "training.validation_fraction"),
+            ("clip_grad_norm = -1.0", "training.clip_grad_norm"),
+            ("weight_decay = 1.5", "training.weight_decay"),
+            (
+                "schedule = { kind = \"cosine\", floor = 2.0 }",
+                "training.schedule.floor",
+            ),
+            (
+                "schedule = { kind = \"plateau\", factor = 1.0 }",
+                "training.schedule.factor",
+            ),
+            (
+                "schedule = { kind = \"plateau\", patience = 0 }",
+                "training.schedule.patience",
+            ),
+        ] {
+            let message = error_of(&with("seed = 1\n", &format!("seed = 1\n{line}\n")));
+            assert!(message.contains(field), "{line}: {message}");
+        }
+        let message = error_of(&with("seed = 1\n", "seed = 1\nschedule = \"linear\"\n"));
+        assert!(message.contains("unknown variant `linear`"), "{message}");
     }
 
     #[test]

@@ -15,7 +15,7 @@ use super::spec::AutoencoderSpec;
 use crate::dataset::Normalization;
 use crate::dense::{Init, Layer, LayerSpec, Mlp, Net};
 use crate::spec::OptimizerSpec;
-use crate::train::{self, Schedule, Settings};
+use crate::train::{self, Settings};
 
 /// A dense reconstruction model on normalized inputs: the layers map the
 /// normalized input back onto itself.
@@ -130,15 +130,14 @@ pub fn autoencoder(
     let mut rng = ChaCha8Rng::seed_from_u64(a.seed);
     let mut vars = Vec::new();
     let net = Net::init(&layers, d, Init::Glorot, &mut rng, &mut vars)?;
-    let settings = Settings {
-        epochs: a.epochs,
-        batch_size: a.batch_size,
-        optimizer: OptimizerSpec::Adam {
+    // The [autoencoder] table names its own epochs and rate: the plain loop.
+    let settings = Settings::plain(
+        a.epochs,
+        a.batch_size,
+        OptimizerSpec::Adam {
             learning_rate: a.learning_rate,
         },
-        schedule: Schedule::Constant,
-        progress: None,
-    };
+    );
     train::run(
         vars,
         &settings,

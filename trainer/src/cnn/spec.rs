@@ -196,7 +196,7 @@ pub fn parse(spec: &Spec, tables: &mut Tables) -> Result<CnnSpec, SpecError> {
             ))
         }
     };
-    if model.input.iter().any(|&d| d == 0) {
+    if model.input.contains(&0) {
         return Err(spec.invalid(
             "model.input",
             format!("every dimension must be at least 1, got {:?}", model.input),

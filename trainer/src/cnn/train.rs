@@ -1,7 +1,8 @@
 //! Training a CNN classifier: Kaiming-uniform convolutions (zero biases),
 //! batch norms at the identity, the head as any dense stack's, then the
-//! shared loop ([`crate::train`]) on cross-entropy with Adam and a cosine
-//! learning rate down to a tenth, watching the test accuracy. One
+//! shared loop ([`crate::train`]) on cross-entropy with the `[training]`
+//! recipe (the specs here pin a cosine rate down to a tenth), watching the
+//! test accuracy. One
 //! generator, seeded from the spec, draws the weights and then the batches.
 //!
 //! Batch normalization ([`BatchNorm`], as PyTorch's `BatchNorm2d`):
@@ -26,7 +27,7 @@ use crate::dataset::{Dataset, Normalization};
 use crate::dense::model::{output_width, Init, Mlp, Net};
 use crate::metrics::accuracy;
 use crate::spec::TrainingSpec;
-use crate::train::{self, History, Schedule, Settings};
+use crate::train::{self, History, Settings};
 
 /// Added to the variance before its square root.
 pub const BN_EPS: f64 = 1e-5;
@@ -184,10 +185,7 @@ pub fn train(
 
     let train_x = normalization.rows(&train_set.features);
     let test_x = normalization.rows(&test_set.features);
-    let settings = Settings {
-        schedule: Schedule::Cosine { floor: 0.1 },
-        ..Settings::new(training, progress.then_some("test acc"))
-    };
+    let settings = Settings::new(training, progress.then_some("test acc"));
     let history = train::run(
         vars,
         &settings,

@@ -33,6 +33,52 @@ pub use table::{CsvOptions, DataError, Dataset, LabelColumn};
 
 use crate::limits;
 
+/// A fixed input length reached by padding or cropping, for models that
+/// read a whole sequence (or row) as one input of a set length.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Resize {
+    /// Extend to this many time steps (values of a row) by repeating the
+    /// last one; longer inputs are an error.
+    Pad(usize),
+    /// Keep the first this many time steps (values of a row); shorter
+    /// inputs are an error.
+    Crop(usize),
+}
+
+impl Resize {
+    /// The length reached.
+    pub fn length(self) -> usize {
+        match self {
+            Resize::Pad(n) | Resize::Crop(n) => n,
+        }
+    }
+
+    /// `values` (`steps x width`, time-major) at the resized length; the
+    /// problem when it cannot be reached, counting steps in `unit`s.
+    pub fn apply(self, values: &[f32], width: usize, unit: &str) -> Result<Vec<f32>, String> {
+        let width = width.max(1);
+        let steps = values.len() / width;
+        match self {
+            Resize::Pad(n) if steps > n => Err(format!(
+                "{steps} {unit}, more than pad_to = {n} (crop_to crops)"
+            )),
+            Resize::Pad(_) if steps == 0 => Err(format!("no {unit} to pad")),
+            Resize::Pad(n) => {
+                let mut out = values[..steps * width].to_vec();
+                let last = values[(steps - 1) * width..steps * width].to_vec();
+                for _ in steps..n {
+                    out.extend_from_slice(&last);
+                }
+                Ok(out)
+            }
+            Resize::Crop(n) if steps < n => Err(format!(
+                "{steps} {unit}, fewer than crop_to = {n} (pad_to pads)"
+            )),
+            Resize::Crop(n) => Ok(values[..n * width].to_vec()),
+        }
+    }
+}
+
 /// Labelled examples, rows or sequences.
 pub trait Labelled {
     /// Number of examples.
@@ -68,9 +114,17 @@ pub struct DatasetSpec {
     /// Which CSV column holds the label.
     #[serde(default)]
     pub label_column: LabelColumn,
-    /// Whether the CSV's first row is a header; `None` auto-detects.
+    /// Whether the CSV's first row (after `skip_rows`) is a header; `None`
+    /// auto-detects (a header has a feature cell that is not a number).
     #[serde(default)]
     pub header: Option<bool>,
+    /// CSV lines at the top of the file not read at all (default 0).
+    #[serde(default)]
+    pub skip_rows: usize,
+    /// The CSV's cell separator, one ASCII character (default `","`; `"\t"`
+    /// for tabs).
+    #[serde(default)]
+    pub delimiter: Option<String>,
     /// Share of each class held out for testing, in (0, 1).
     #[serde(default = "default_test_fraction")]
     pub test_fraction: f64,
@@ -88,11 +142,30 @@ fn default_test_fraction() -> f64 {
 }
 
 impl DatasetSpec {
-    /// How to read the CSV.
+    /// How to read the CSV (the delimiter checked by [`Self::delimiter_byte`]).
     pub fn csv_options(&self) -> CsvOptions {
         CsvOptions {
             label_column: self.label_column.clone(),
             header: self.header,
+            skip_rows: self.skip_rows,
+            delimiter: self.delimiter_byte().unwrap_or(b','),
+        }
+    }
+
+    /// The delimiter as the byte the CSV reader splits at, or why it
+    /// cannot be one.
+    pub fn delimiter_byte(&self) -> Result<u8, String> {
+        let Some(text) = &self.delimiter else {
+            return Ok(b',');
+        };
+        match text.as_bytes() {
+            [b'"' | b'\n' | b'\r'] => Err(format!(
+                "{text:?} cannot separate cells (it quotes or ends rows)"
+            )),
+            [byte] if byte.is_ascii() => Ok(*byte),
+            _ => Err(format!(
+                "must be one ASCII character such as \",\", \";\" or \"\\t\", got {text:?}"
+            )),
         }
     }
 

@@ -58,6 +58,54 @@ impl Sequences {
         self.class_names.len()
     }
 
+    /// Every `k` consecutive time steps as one step of `k * channels`
+    /// values (a patch), so a recurrent model takes `steps / k` steps: the
+    /// same values in the same order, a trailing part shorter than `k`
+    /// dropped. `k = 1` is the identity; a series shorter than `k` steps is
+    /// an error naming it (0-based, in file order).
+    pub fn patched(&self, k: usize) -> anyhow::Result<Sequences> {
+        if k <= 1 {
+            return Ok(self.clone());
+        }
+        let width = k * self.channels;
+        let mut series = Vec::with_capacity(self.len());
+        for (i, s) in self.series.iter().enumerate() {
+            if self.steps(i) < k {
+                anyhow::bail!(
+                    "series {i} has {} time steps, fewer than one patch of {k}",
+                    self.steps(i)
+                );
+            }
+            series.push(s[..s.len() / width * width].to_vec());
+        }
+        Ok(Sequences {
+            series,
+            labels: self.labels.clone(),
+            channels: width,
+            class_names: self.class_names.clone(),
+        })
+    }
+
+    /// Every series padded or cropped to the same number of time steps;
+    /// the error names the first series (0-based, in file order) that
+    /// cannot be.
+    pub fn resized(&self, resize: super::Resize) -> anyhow::Result<Sequences> {
+        let series = self
+            .series
+            .iter()
+            .enumerate()
+            .map(|(i, s)| {
+                resize
+                    .apply(s, self.channels, "time steps")
+                    .map_err(|problem| anyhow::anyhow!("series {i} has {problem}"))
+            })
+            .collect::<anyhow::Result<_>>()?;
+        Ok(Sequences {
+            series,
+            ..self.clone()
+        })
+    }
+
     /// Sequences of equal length as rows of `steps x channels` values
     /// (time-major), for models that read a whole sequence as one input.
     pub fn to_rows(&self) -> anyhow::Result<Dataset> {

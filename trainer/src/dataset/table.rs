@@ -2,10 +2,14 @@
 //!
 //! ## Contract
 //! - [`load_csv`] reads `.csv` or gzip-compressed CSV (detected by the gzip
-//!   magic bytes, so `.csv.gz` works whatever the name). Every row must have
-//!   the same number of columns; one of them is the label, all others are
-//!   features and must be finite numbers. Cells are trimmed of surrounding
-//!   whitespace; blank lines are skipped.
+//!   magic bytes, so `.csv.gz` works whatever the name), after skipping
+//!   `skip_rows` lines, with cells split at `delimiter` ([`CsvOptions`]).
+//!   Every row must have the same number of columns; one of them is the
+//!   label, all others are features and must be finite numbers. Cells are
+//!   trimmed of surrounding whitespace; blank lines are skipped. When only
+//!   the first row read has another column count, the error says so and
+//!   suggests `skip_rows` (a CSV as scikit-learn ships it starts with a line
+//!   of counts).
 //! - Labels are text. The distinct label values, sorted (numerically when all
 //!   of them parse as numbers, else lexically), become class ids `0..n`, and
 //!   [`Dataset::class_names`] keeps their text, so `"10"` sorts after `"9"`.
@@ -72,6 +76,26 @@ impl Dataset {
             feature_count: self.feature_count,
             class_names: self.class_names.clone(),
         }
+    }
+}
+
+impl Dataset {
+    /// Every row padded (repeating its last feature) or cropped to the
+    /// same number of features.
+    pub fn resized(&self, resize: super::Resize) -> anyhow::Result<Dataset> {
+        let n = resize.length();
+        let mut features = Vec::with_capacity(self.len() * n);
+        for i in 0..self.len() {
+            let row = resize
+                .apply(self.row(i), 1, "features")
+                .map_err(|problem| anyhow::anyhow!("rows have {problem}"))?;
+            features.extend(row);
+        }
+        Ok(Dataset {
+            features,
+            feature_count: n,
+            ..self.clone()
+        })
     }
 }
 
@@ -153,14 +177,29 @@ impl<'de> Deserialize<'de> for LabelColumn {
 }
 
 /// How to read a CSV file.
-#[derive(Debug, Clone, PartialEq, Eq, Default)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct CsvOptions {
     /// Which column is the label.
     pub label_column: LabelColumn,
-    /// Whether the first row is a header. `None` auto-detects: the first row
-    /// is a header when one of its feature cells is not a number (or when the
+    /// Whether the first row read is a header. `None` auto-detects: it is a
+    /// header when one of its feature cells is not a number (or when the
     /// label column is chosen by name).
     pub header: Option<bool>,
+    /// Lines at the top of the file not read at all (before any header).
+    pub skip_rows: usize,
+    /// The byte between cells (`b','`, `b';'`, `b'\t'`, ...).
+    pub delimiter: u8,
+}
+
+impl Default for CsvOptions {
+    fn default() -> Self {
+        CsvOptions {
+            label_column: LabelColumn::default(),
+            header: None,
+            skip_rows: 0,
+            delimiter: b',',
+        }
+    }
 }
 
 /// Why a dataset could not be loaded. Each message is a single line.
@@ -191,6 +230,15 @@ pub enum DataError {
         path: PathBuf,
         line: u64,
         columns: usize,
+    },
+    /// The first row read has a different column count than the rows after
+    /// it: likely not data (scikit-learn's CSVs start with a line of counts).
+    #[error("{}: line {line} has {columns} columns but the rows after it have {rest}: if line {line} is not data (scikit-learn's CSVs start with a line of counts such as `178,13,class_0,...`), set skip_rows = {line} in [dataset]", path.display())]
+    FirstRowDiffers {
+        path: PathBuf,
+        line: u64,
+        columns: usize,
+        rest: usize,
     },
     /// A row's column count differs from the first row's.
     #[error("{}: line {line}: expected {expected} columns, found {found}", path.display())]
@@ -254,14 +302,20 @@ pub enum DataError {
 pub fn load_csv(path: &Path, options: &CsvOptions) -> Result<Dataset, DataError> {
     let text = read_maybe_gzip(path)?;
     // The csv crate's own line counter skips blank lines, so line numbers
-    // come from the record's byte offset instead.
+    // come from the record's byte offset instead (in the whole file, so
+    // they stay the file's lines after skip_rows).
     let line_starts = LineIndex::new(&text);
+    let start = line_starts.start_of_line(options.skip_rows);
     let mut csv_reader = csv::ReaderBuilder::new()
         .has_headers(false)
+        .delimiter(options.delimiter)
         // Ragged rows are checked here, to report them with our own message.
         .flexible(true)
         .trim(csv::Trim::All)
-        .from_reader(text.as_slice());
+        .from_reader(&text[start..]);
+    let line_of = |position: Option<&csv::Position>| {
+        position.map_or(0, |p| line_starts.line_of(start as u64 + p.byte()))
+    };
 
     let mut label_index: Option<usize> = None;
     let mut column_count = 0;
@@ -269,19 +323,21 @@ pub fn load_csv(path: &Path, options: &CsvOptions) -> Result<Dataset, DataError>
     let mut label_texts: Vec<String> = Vec::new();
     let mut record = csv::StringRecord::new();
     let mut first_row = true;
+    let mut first_line = 0;
+    let mut rows_read = 0usize;
 
     loop {
         match csv_reader.read_record(&mut record) {
             Ok(true) => {}
             Ok(false) => break,
-            Err(e) => return Err(csv_error(path, &line_starts, e)),
+            Err(e) => return Err(csv_error(path, &line_starts, start, e)),
         }
-        let line = record
-            .position()
-            .map_or(0, |p| line_starts.line_of(p.byte()));
+        rows_read += 1;
+        let line = line_of(record.position());
 
         if first_row {
             first_row = false;
+            first_line = line;
             column_count = record.len();
             if column_count < 2 {
                 return Err(DataError::TooFewColumns {
@@ -299,6 +355,22 @@ pub fn load_csv(path: &Path, options: &CsvOptions) -> Result<Dataset, DataError>
         let label_index = label_index.expect("set on the first row");
 
         if record.len() != column_count {
+            // The second row disagreeing with the first, and the third (if
+            // any) agreeing with the second: the first line is the odd one.
+            let mut next = csv::StringRecord::new();
+            if rows_read == 2
+                && match csv_reader.read_record(&mut next) {
+                    Ok(more) => !more || next.len() == record.len(),
+                    Err(_) => true,
+                }
+            {
+                return Err(DataError::FirstRowDiffers {
+                    path: path.to_path_buf(),
+                    line: first_line,
+                    columns: column_count,
+                    rest: record.len(),
+                });
+            }
             return Err(DataError::RaggedRow {
                 path: path.to_path_buf(),
                 line,
@@ -380,6 +452,15 @@ impl<'a> LineIndex<'a> {
         LineIndex { text, newlines }
     }
 
+    /// Byte offset where line `skipped + 1` starts (the file's end if it
+    /// has fewer lines).
+    fn start_of_line(&self, skipped: usize) -> usize {
+        match skipped.checked_sub(1) {
+            None => 0,
+            Some(i) => self.newlines.get(i).map_or(self.text.len(), |&n| n + 1),
+        }
+    }
+
     /// Line of the record that the csv crate says starts at `byte`. That
     /// offset can point at blank lines the reader then skipped, so step over
     /// line breaks first.
@@ -394,8 +475,10 @@ impl<'a> LineIndex<'a> {
     }
 }
 
-fn csv_error(path: &Path, lines: &LineIndex, error: csv::Error) -> DataError {
-    let line = error.position().map_or(0, |p| lines.line_of(p.byte()));
+fn csv_error(path: &Path, lines: &LineIndex, start: usize, error: csv::Error) -> DataError {
+    let line = error
+        .position()
+        .map_or(0, |p| lines.line_of(start as u64 + p.byte()));
     match error.into_kind() {
         csv::ErrorKind::Io(source) => DataError::Io {
             path: path.to_path_buf(),
@@ -521,30 +604,40 @@ fn assign_class_ids(label_texts: &[String]) -> (Vec<usize>, Vec<String>) {
 /// `test_fraction` is clamped to `[0, 1]`. Both sets keep the rows in file
 /// order, so the result depends only on the data and the seed.
 pub fn split_stratified(data: &Dataset, test_fraction: f64, seed: u64) -> (Dataset, Dataset) {
-    let fraction = if test_fraction.is_nan() {
-        0.0
-    } else {
-        test_fraction.clamp(0.0, 1.0)
-    };
     let mut rng = ChaCha8Rng::seed_from_u64(seed);
-    let mut rows_of_class: Vec<Vec<usize>> = vec![Vec::new(); data.class_count()];
-    for (row, &label) in data.labels.iter().enumerate() {
-        rows_of_class[label].push(row);
-    }
-
-    let mut in_test = vec![false; data.len()];
-    for mut rows in rows_of_class {
-        let test_count =
-            ((rows.len() as f64 * fraction).round() as usize).min(rows.len().saturating_sub(1));
-        rows.shuffle(&mut rng);
-        for &row in &rows[..test_count] {
-            in_test[row] = true;
-        }
-    }
-
+    let in_test = stratified_holdout(&data.labels, test_fraction, &mut rng);
     let (test_rows, train_rows): (Vec<usize>, Vec<usize>) =
         (0..data.len()).partition(|&row| in_test[row]);
     (data.subset(&train_rows), data.subset(&test_rows))
+}
+
+/// Which examples to hold out, class by class: of each class's `n`
+/// examples (`labels[i]` is example `i`'s class), `round(n * fraction)`
+/// drawn with `rng`, but at least one stays in. `fraction` is clamped to
+/// `[0, 1]` (NaN is 0). The draws depend only on the labels and the
+/// generator: [`split_stratified`] for the test split, the training loop
+/// for its validation split.
+pub fn stratified_holdout(labels: &[usize], fraction: f64, rng: &mut ChaCha8Rng) -> Vec<bool> {
+    let fraction = if fraction.is_nan() {
+        0.0
+    } else {
+        fraction.clamp(0.0, 1.0)
+    };
+    let classes = labels.iter().max().map_or(0, |&m| m + 1);
+    let mut rows_of_class: Vec<Vec<usize>> = vec![Vec::new(); classes];
+    for (row, &label) in labels.iter().enumerate() {
+        rows_of_class[label].push(row);
+    }
+    let mut held = vec![false; labels.len()];
+    for mut rows in rows_of_class {
+        let count =
+            ((rows.len() as f64 * fraction).round() as usize).min(rows.len().saturating_sub(1));
+        rows.shuffle(rng);
+        for &row in &rows[..count] {
+            held[row] = true;
+        }
+    }
+    held
 }
 
 #[cfg(test)]
@@ -614,6 +707,7 @@ mod tests {
             &CsvOptions {
                 label_column: LabelColumn::Name("species".into()),
                 header: None,
+                ..CsvOptions::default()
             },
         )
         .unwrap();
@@ -622,6 +716,7 @@ mod tests {
             &CsvOptions {
                 label_column: LabelColumn::First,
                 header: Some(true),
+                ..CsvOptions::default()
             },
         )
         .unwrap();
@@ -630,6 +725,7 @@ mod tests {
             &CsvOptions {
                 label_column: LabelColumn::Index(0),
                 header: None,
+                ..CsvOptions::default()
             },
         )
         .unwrap();
@@ -798,6 +894,7 @@ mod tests {
             &CsvOptions {
                 label_column: LabelColumn::Index(3),
                 header: None,
+                ..CsvOptions::default()
             },
         )
         .unwrap_err();
@@ -817,6 +914,7 @@ mod tests {
             &CsvOptions {
                 label_column: LabelColumn::Name("class".into()),
                 header: None,
+                ..CsvOptions::default()
             },
         )
         .unwrap_err();

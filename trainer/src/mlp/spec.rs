@@ -120,7 +120,8 @@ mod tests {
             dataset.csv_options(),
             CsvOptions {
                 label_column: LabelColumn::Last,
-                header: None
+                header: None,
+                ..CsvOptions::default()
             }
         );
         assert_eq!(dataset.test_fraction, 0.2);
@@ -153,7 +154,7 @@ mod tests {
             "{message}"
         );
         assert!(
-            message.contains("dense N, relu, leaky_relu ALPHA"),
+            message.contains("dense N, relu, relu6, leaky_relu ALPHA"),
             "{message}"
         );
     }

@@ -1,6 +1,6 @@
 //! Training a dense stack as a classifier: Kaiming-uniform weights and zero
 //! biases from the spec's seed, then the shared loop ([`crate::train`]) on
-//! cross-entropy, watching the test accuracy.
+//! cross-entropy with the spec's recipe, watching the test accuracy.
 
 use anyhow::{bail, Result};
 use candle_core::{Device, Tensor};
@@ -46,21 +46,18 @@ pub fn classifier(
         &device,
     )?;
     let settings = Settings::new(training, progress.then_some("test acc"));
-    let history = train::run(
+    let history = train::run_classifier(
         vars,
         &settings,
         &mut rng,
-        train.len(),
+        &train.labels,
         |batch| {
             let mut xs = Vec::with_capacity(batch.len() * input_len);
             for &i in batch {
                 xs.extend_from_slice(&train_x[i * input_len..(i + 1) * input_len]);
             }
-            let ys: Vec<u32> = batch.iter().map(|&i| train.labels[i] as u32).collect();
             let x = Tensor::from_vec(xs, (batch.len(), input_len), &device)?;
-            let y = Tensor::from_vec(ys, batch.len(), &device)?;
-            let logits = net.forward(&x, true, None)?;
-            Ok(candle_nn::loss::cross_entropy(&logits, &y)?)
+            Ok(net.forward(&x, true, None)?)
         },
         || {
             let out = net.forward(&test_x, false, None)?;

@@ -11,7 +11,9 @@
 //!
 //! Blobs run whole sequences or one step at a time with caller-owned
 //! state; test vectors are sequence vectors (one per test series, each at
-//! its own length). Data, the loop, evaluation, report and plots are shared
+//! its own length). With `[model] patch = k` the data is patched when it
+//! is loaded ([`crate::dataset::Sequences::patched`]): a blob's step, its
+//! normalization and its test vectors are `k` time steps of the file. Data, the loop, evaluation, report and plots are shared
 //! ([`crate::classifier`]).
 
 pub mod export;
@@ -64,6 +66,17 @@ impl Family for RecurrentFamily {
     fn load(&self, spec: &Spec<RecurrentSpec>) -> Result<RecurrentData> {
         let d = spec.dataset()?;
         let (train, test) = dataset::load_sequences(d, &spec.dir)?;
+        let patch = spec.family.patch;
+        let in_file = |path: &std::path::Path, e: anyhow::Error| {
+            anyhow::anyhow!("{}: model.patch = {patch}: {e}", path.display())
+        };
+        let train = train
+            .patched(patch)
+            .map_err(|e| in_file(&spec.dir.join(&d.path), e))?;
+        let test_path = d.test_path.as_deref().unwrap_or(&d.path);
+        let test = test
+            .patched(patch)
+            .map_err(|e| in_file(&spec.dir.join(test_path), e))?;
         limits::check_data(
             &spec.dir.join(&d.path),
             &[("input width (channels)", train.channels)],

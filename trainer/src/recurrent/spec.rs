@@ -2,6 +2,14 @@
 //! [`crate::dense::spec`]) starting with recurrent cells (`rnn N`, `lstm N`,
 //! `gru N`, stackable), then a dense head of dense layers and activations,
 //! on a `.ts` `[dataset]` (TRAIN and TEST files); `[training]` with Adam.
+//! `[model] patch = k` (1..=64, default 1) feeds every `k` consecutive time
+//! steps as one step of `k x channels` values: the model (and the chip)
+//! then steps `k` times less often over the same values, which is what
+//! lets a recurrent cell learn from long univariate series.
+//! `[model] random_roll = true` (default false) trains on every series
+//! rolled (rotated) by a fresh random number of time steps each time it is
+//! drawn: for series whose start point is arbitrary, such as outlines
+//! traced from anywhere or cycles, the model learns to ignore it.
 
 use runtime::format::Cell;
 use serde::Deserialize;
@@ -16,6 +24,11 @@ pub struct RecurrentSpec {
     pub cells: Vec<(Cell, usize)>,
     /// The head's layers, run on the last cell's final hidden state.
     pub head: Vec<LayerSpec>,
+    /// Consecutive time steps fed as one step (`[model] patch`, default 1).
+    pub patch: usize,
+    /// Train on randomly rolled copies of the series (`[model]
+    /// random_roll`, default false).
+    pub random_roll: bool,
 }
 
 /// `[model]`.
@@ -23,7 +36,22 @@ pub struct RecurrentSpec {
 #[serde(deny_unknown_fields)]
 struct ModelSection {
     layers: Vec<String>,
+    /// `patch = k`: every k consecutive time steps are one step of k times
+    /// the channels (long univariate series: 427 steps become 53 of 8).
+    #[serde(default = "one")]
+    patch: usize,
+    /// `random_roll = true`: each drawn series rotated by a random number
+    /// of time steps (outlines and cycles start anywhere).
+    #[serde(default)]
+    random_roll: bool,
 }
+
+fn one() -> usize {
+    1
+}
+
+/// The most time steps one patch may hold.
+pub const MAX_PATCH: usize = 64;
 
 /// Parse and check the recurrent family's tables.
 pub fn parse(spec: &Spec, tables: &mut Tables) -> Result<RecurrentSpec, SpecError> {
@@ -33,8 +61,20 @@ pub fn parse(spec: &Spec, tables: &mut Tables) -> Result<RecurrentSpec, SpecErro
         return Err(spec.invalid("training.optimizer", "must be adam for recurrent models"));
     }
     let model: ModelSection = tables.require("model")?;
+    if !(1..=MAX_PATCH).contains(&model.patch) {
+        return Err(spec.invalid(
+            "model.patch",
+            format!(
+                "must be between 1 and {MAX_PATCH} time steps per step, got {}",
+                model.patch
+            ),
+        ));
+    }
     let layers = parse_layers(&spec.file, &model.layers)?;
-    split(&layers).map_err(|problem| spec.above("model.layers", problem))
+    let mut parsed = split(&layers).map_err(|problem| spec.above("model.layers", problem))?;
+    parsed.patch = model.patch;
+    parsed.random_roll = model.random_roll;
+    Ok(parsed)
 }
 
 /// A recurrent model's layers as the runtime accepts them: the leading
@@ -62,5 +102,10 @@ pub fn split(layers: &[LayerSpec]) -> Result<RecurrentSpec, String> {
             "layer `{l}`: after the recurrent layers only dense layers and activations may follow (the runtime runs no skip connections in a recurrent model)"
         ));
     }
-    Ok(RecurrentSpec { cells, head })
+    Ok(RecurrentSpec {
+        cells,
+        head,
+        patch: 1,
+        random_roll: false,
+    })
 }

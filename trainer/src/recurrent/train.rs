@@ -17,6 +17,20 @@ use crate::recurrent::spec::RecurrentSpec;
 use crate::spec::TrainingSpec;
 use crate::train::{self, History, Settings};
 
+/// Mixed into the spec's seed for the generator of `random_roll`.
+const ROLL_SEED: u64 = 0x726f_6c6c;
+
+/// `series` (time-major, `channels` values per time step of the file)
+/// rotated left by a random whole number of time steps.
+fn roll(series: &[f32], channels: usize, rng: &mut ChaCha8Rng) -> Vec<f32> {
+    let steps = series.len() / channels.max(1);
+    let mut out = series.to_vec();
+    if steps > 1 {
+        out.rotate_left(rng.random_range(0..steps) * channels.max(1));
+    }
+    out
+}
+
 /// Train on `train_set` (the test set is only watched).
 pub fn train(
     model: &RecurrentSpec,
@@ -46,21 +60,32 @@ pub fn train(
     let test_refs: Vec<&[f32]> = test_set.series.iter().map(Vec::as_slice).collect();
     let test_batch = make_batch(&test_refs, channels, &normalization)?;
     let settings = Settings::new(training, progress.then_some("test acc"));
-    let history = train::run(
+    // Rolls come from their own generator, so that a spec without
+    // random_roll trains exactly as before it existed.
+    let mut roll_rng = ChaCha8Rng::seed_from_u64(training.seed ^ ROLL_SEED);
+    let file_channels = channels / model.patch.max(1);
+    let history = train::run_classifier(
         vars,
         &settings,
         &mut rng,
-        train_set.len(),
+        &train_set.labels,
         |chunk| {
-            let refs: Vec<&[f32]> = chunk
-                .iter()
-                .map(|&i| train_set.series[i].as_slice())
-                .collect();
+            let rolled: Vec<Vec<f32>>;
+            let refs: Vec<&[f32]> = if model.random_roll {
+                rolled = chunk
+                    .iter()
+                    .map(|&i| roll(&train_set.series[i], file_channels, &mut roll_rng))
+                    .collect();
+                rolled.iter().map(Vec::as_slice).collect()
+            } else {
+                chunk
+                    .iter()
+                    .map(|&i| train_set.series[i].as_slice())
+                    .collect()
+            };
             let batch = make_batch(&refs, channels, &normalization)?;
-            let ys: Vec<u32> = chunk.iter().map(|&i| train_set.labels[i] as u32).collect();
-            let y = Tensor::from_vec(ys, chunk.len(), &Device::Cpu)?;
             let (logits, _, _) = forward(&cells, &head, &batch, true)?;
-            Ok(candle_nn::loss::cross_entropy(&logits, &y)?)
+            Ok(logits)
         },
         || {
             let (out, _, _) = forward(&cells, &head, &test_batch, false)?;

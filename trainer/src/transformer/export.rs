@@ -10,7 +10,7 @@
 
 use std::path::Path;
 
-use anyhow::{bail, Result};
+use anyhow::{anyhow, bail, Result};
 use runtime::format::{self, Activation, Position};
 
 use crate::blob::{le_bytes, Blob, Layer};
@@ -131,12 +131,24 @@ pub struct ClassifierData {
     pub normalization: Normalization,
 }
 
-/// Train and test rows of a classifier spec, with the normalization.
+/// Train and test rows of a classifier spec, with the normalization: every
+/// input padded or cropped as `pad_to` / `crop_to` say, and checked to
+/// split into the tokens.
 pub fn classifier_data(spec: &Spec<TransformerSpec>) -> Result<ClassifierData> {
     let d = spec.dataset()?;
     let path = spec.dir.join(&d.path);
+    let t = &spec.family;
+    let resize = t.resize();
+    let in_file = |path: &Path, e: anyhow::Error| anyhow!("{}: {e}", path.display());
     if d.is_sequences() {
-        let (train_set, test_set) = dataset::load_sequences(d, &spec.dir)?;
+        let (mut train_set, mut test_set) = dataset::load_sequences(d, &spec.dir)?;
+        if let Some(resize) = resize {
+            let test_path = spec.dir.join(d.test_path.as_deref().unwrap_or(&d.path));
+            train_set = train_set.resized(resize).map_err(|e| in_file(&path, e))?;
+            test_set = test_set
+                .resized(resize)
+                .map_err(|e| in_file(&test_path, e))?;
+        }
         let channel = Normalization::per_channel(&train_set);
         let (train, test) = (train_set.to_rows()?, test_set.to_rows()?);
         check_widths(&path, &train)?;
@@ -144,19 +156,56 @@ pub fn classifier_data(spec: &Spec<TransformerSpec>) -> Result<ClassifierData> {
             bail!("the train and test series differ in length");
         }
         let steps = train.feature_count / train_set.channels.max(1);
+        check_tokens(&path, t, steps, train_set.channels, "time steps")?;
         return Ok(ClassifierData {
             train,
             test,
             normalization: channel.repeated(steps),
         });
     }
-    let (train, test) = dataset::load_split(d, &spec.dir)?;
+    let (mut train, mut test) = dataset::load_split(d, &spec.dir)?;
+    if let Some(resize) = resize {
+        train = train.resized(resize).map_err(|e| in_file(&path, e))?;
+        test = test.resized(resize).map_err(|e| in_file(&path, e))?;
+    }
+    check_tokens(&path, t, train.feature_count, 1, "values")?;
     let normalization = Normalization::global(&train.features, train.feature_count);
     Ok(ClassifierData {
         train,
         test,
         normalization,
     })
+}
+
+/// An input of `steps` time steps of `width` values must split into the
+/// tokens; if not, the error names the two options that make it, with the
+/// nearest lengths that work.
+fn check_tokens(
+    path: &Path,
+    t: &TransformerSpec,
+    steps: usize,
+    width: usize,
+    unit: &str,
+) -> Result<()> {
+    let splits = |s: usize| (s * width).is_multiple_of(t.tokens);
+    if splits(steps) {
+        return Ok(());
+    }
+    let longer = (steps + 1..).find(|&s| splits(s)).unwrap_or(steps);
+    let shorter = (1..steps).rev().find(|&s| splits(s));
+    let crop = shorter.map_or(String::new(), |s| {
+        format!(", or transformer.crop_to = {s} to keep its first {s}")
+    });
+    let shape = match width {
+        1 => String::new(),
+        _ => format!(" ({steps} {unit} x {width} channels)"),
+    };
+    bail!(
+        "{}: the input has {} values{shape}, which do not split into {} equal tokens: set transformer.pad_to = {longer} to pad it to {longer} {unit} (repeating its last){crop}",
+        path.display(),
+        steps * width,
+        t.tokens,
+    )
 }
 
 /// A classifier's data-given widths against the runtime's limit: the

@@ -295,13 +295,7 @@ pub fn finish(
     }
     dir.write("errors.csv", csv.as_bytes())?;
     plot(dir, "loss.png", |path| {
-        crate::plot::loss_and_metric_curve(
-            path,
-            &spec.name,
-            &history.train_loss,
-            &history.test_score,
-            "test R² (x100)",
-        )
+        crate::plot::loss_curve(path, &spec.name, &history.curves("test R² (x100)"))
     });
     let points: Vec<usize> = (0..f32_run.errors.len())
         .map(|i| offset + first_scored + i)

@@ -7,7 +7,7 @@
 //! | --- | --- |
 //! | [`spec`] | the `[transformer]` table and its validation |
 //! | [`model`] | parameters, initialisation and the candle forward pass (the math contract) |
-//! | [`train`] | examples and targets on the shared loop (Adam, cosine learning rate) |
+//! | [`train`] | examples and targets on the shared loop (Adam) |
 //! | [`quantize`] | post-training int8 quantization to the runtime's integer layers |
 //! | [`export`] | the f32 blob, a classifier's data |
 //! | [`forecast`] | the causal forecaster: data, stream run, errors and report |

@@ -64,7 +64,7 @@ impl Config {
     pub fn new(t: &TransformerSpec, input_len: usize, outputs: usize) -> Result<Config> {
         if !input_len.is_multiple_of(t.tokens) {
             bail!(
-                "the input has {input_len} values, which do not split into {} equal tokens",
+                "the input has {input_len} values, which do not split into {} equal tokens (transformer.pad_to or transformer.crop_to set its length)",
                 t.tokens
             );
         }

@@ -15,6 +15,9 @@
 //! ff = 64                   # width of each block's feed-forward layer
 //! position = "sinusoidal"   # "sinusoidal" | "relative" | "rope" | "none"
 //! pool = "mean"             # "mean" | "cls" (learned class token) | "causal" (forecaster)
+//! pad_to = 260              # optional: pad each input to 260 time steps (values of a CSV
+//!                           # row) by repeating its last one, so it splits into the tokens;
+//!                           # or crop_to = 250 to keep its first 250 (not both)
 //! [training]                # as for every candle family (adam only)
 //! optimizer = { kind = "adam", learning_rate = 0.003 }
 //! epochs = 40
@@ -96,6 +99,24 @@ pub struct TransformerSpec {
     /// Embedding bins of a causal forecaster.
     #[serde(default)]
     pub vocab: Option<usize>,
+    /// Pad every input to this many time steps (values of a CSV row) by
+    /// repeating its last one, so that it splits into `tokens`.
+    #[serde(default)]
+    pub pad_to: Option<usize>,
+    /// Keep the first this many time steps (values of a CSV row) of every
+    /// input, so that it splits into `tokens`.
+    #[serde(default)]
+    pub crop_to: Option<usize>,
+}
+
+impl TransformerSpec {
+    /// The input length `pad_to` or `crop_to` asks for.
+    pub fn resize(&self) -> Option<crate::dataset::Resize> {
+        use crate::dataset::Resize;
+        self.pad_to
+            .map(Resize::Pad)
+            .or(self.crop_to.map(Resize::Crop))
+    }
 }
 
 /// Blob layers of one encoder block: save, norm, attention, add, save, norm,
@@ -204,6 +225,27 @@ pub fn parse(spec: &Spec, tables: &mut Tables) -> Result<TransformerSpec, SpecEr
             ))
         }
         (_, None) => {}
+    }
+    match (t.pad_to, t.crop_to) {
+        (Some(_), Some(_)) => {
+            return Err(invalid(
+                "transformer.pad_to",
+                "and transformer.crop_to cannot both be set",
+            ))
+        }
+        (Some(0), _) => return Err(invalid("transformer.pad_to", "must be at least 1")),
+        (_, Some(0)) => return Err(invalid("transformer.crop_to", "must be at least 1")),
+        (Some(_), _) | (_, Some(_)) if t.pool == PoolKind::Causal => {
+            return Err(invalid(
+                if t.pad_to.is_some() {
+                    "transformer.pad_to"
+                } else {
+                    "transformer.crop_to"
+                },
+                "is not read by a forecaster (its input is one value per token)",
+            ))
+        }
+        _ => {}
     }
     if t.pool == PoolKind::Causal
         && !matches!(t.position, PositionKind::Relative | PositionKind::None)

@@ -5,7 +5,8 @@
 //! coordinates, divided by the targets' variance so the loss starts near 1).
 //! Runs are deterministic: weights come from [`Transformer::init`] with the
 //! spec's seed, batches from a ChaCha generator seeded from it too. The
-//! learning rate follows a cosine from the spec's value down to a tenth.
+//! recipe (schedule, validation split, early stopping, ...) is the
+//! `[training]` table's, as for every family.
 
 use anyhow::Result;
 use candle_core::{Device, Tensor, Var};
@@ -14,7 +15,7 @@ use rand_chacha::ChaCha8Rng;
 
 use crate::metrics::accuracy;
 use crate::spec::TrainingSpec;
-use crate::train::{self, History, Schedule, Settings};
+use crate::train::{self, History, Settings};
 use crate::transformer::model::{Net, Transformer};
 
 /// What the model should produce for each input.
@@ -37,9 +38,9 @@ pub struct Examples<'a> {
 }
 
 /// Train a copy of `model`; `test` is only watched (its accuracy, or for a
-/// forecaster `1 - normalized MSE`, goes into the history). The learning
-/// rate follows a cosine from the spec's down to a tenth; batches are
-/// shuffled with the spec's seed + 1 (the weights came from the seed).
+/// forecaster `1 - normalized MSE`, goes into the history). Batches (and
+/// the validation split) are drawn with the spec's seed + 1 (the weights
+/// came from the seed).
 pub fn train(
     model: &Transformer,
     train_set: Examples<'_>,
@@ -74,55 +75,50 @@ pub fn train(
         Targets::Classes(_) => "test acc",
         Targets::Next(_) => "test R2",
     };
-    let settings = Settings {
-        schedule: Schedule::Cosine { floor: 0.1 },
-        ..Settings::new(training, progress.then_some(watched))
-    };
+    let settings = Settings::new(training, progress.then_some(watched));
     let mut rng = ChaCha8Rng::seed_from_u64(training.seed.wrapping_add(1));
-    let history = train::run(
-        vars,
-        &settings,
-        &mut rng,
-        n,
-        |chunk| {
-            let mut xs = Vec::with_capacity(chunk.len() * input_len);
-            for &i in chunk {
-                xs.extend_from_slice(&normalized[i * input_len..(i + 1) * input_len]);
+    let outputs = |chunk: &[usize]| -> Result<Tensor> {
+        let mut xs = Vec::with_capacity(chunk.len() * input_len);
+        for &i in chunk {
+            xs.extend_from_slice(&normalized[i * input_len..(i + 1) * input_len]);
+        }
+        net.forward(&net.input(&xs)?, true, None)
+    };
+    let test_score = || {
+        let out = net.forward(&test_x, false, None)?;
+        let out = out.flatten_all()?.to_vec1::<f32>()?;
+        Ok(Some(match test_set.targets {
+            Targets::Classes(labels) => accuracy(&out, model.config.outputs, labels),
+            Targets::Next(values) => {
+                let mse = out
+                    .iter()
+                    .zip(values)
+                    .map(|(&a, &b)| f64::from(a - b).powi(2))
+                    .sum::<f64>()
+                    / values.len().max(1) as f64;
+                (1.0 - mse / target_variance) as f32
             }
-            let x = net.input(&xs)?;
-            let out = net.forward(&x, true, None)?;
-            Ok(match train_set.targets {
-                Targets::Classes(labels) => {
-                    let ys: Vec<u32> = chunk.iter().map(|&i| labels[i] as u32).collect();
-                    let y = Tensor::from_vec(ys, chunk.len(), &Device::Cpu)?;
-                    candle_nn::loss::cross_entropy(&out, &y)?
+        }))
+    };
+    let history = match train_set.targets {
+        Targets::Classes(labels) => {
+            train::run_classifier(vars, &settings, &mut rng, labels, outputs, test_score)?
+        }
+        Targets::Next(values) => train::run(
+            vars,
+            &settings,
+            &mut rng,
+            n,
+            |chunk| {
+                let mut ys = Vec::with_capacity(chunk.len() * tokens);
+                for &i in chunk {
+                    ys.extend_from_slice(&values[i * tokens..(i + 1) * tokens]);
                 }
-                Targets::Next(values) => {
-                    let mut ys = Vec::with_capacity(chunk.len() * tokens);
-                    for &i in chunk {
-                        ys.extend_from_slice(&values[i * tokens..(i + 1) * tokens]);
-                    }
-                    let y = Tensor::from_vec(ys, (chunk.len(), tokens), &Device::Cpu)?;
-                    ((out - y)?.sqr()?.mean_all()? / target_variance)?
-                }
-            })
-        },
-        || {
-            let out = net.forward(&test_x, false, None)?;
-            let out = out.flatten_all()?.to_vec1::<f32>()?;
-            Ok(Some(match test_set.targets {
-                Targets::Classes(labels) => accuracy(&out, model.config.outputs, labels),
-                Targets::Next(values) => {
-                    let mse = out
-                        .iter()
-                        .zip(values)
-                        .map(|(&a, &b)| f64::from(a - b).powi(2))
-                        .sum::<f64>()
-                        / values.len().max(1) as f64;
-                    (1.0 - mse / target_variance) as f32
-                }
-            }))
-        },
-    )?;
+                let y = Tensor::from_vec(ys, (chunk.len(), tokens), &Device::Cpu)?;
+                Ok(((outputs(chunk)? - y)?.sqr()?.mean_all()? / target_variance)?)
+            },
+            test_score,
+        )?,
+    };
     Ok((net.to_params(model.normalization.clone())?, history))
 }
