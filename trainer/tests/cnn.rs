@@ -175,7 +175,6 @@ seed = 2
 
 /// `trainer inspect` shows each exported CNN layer's output map and MACs.
 #[test]
-#[ignore = "reads the digits-cnn and basicmotions-cnn1d exports, which are not committed yet"]
 fn inspect_shows_shapes_and_macs() {
     for (blob, lines) in [
         (

@@ -278,5 +278,3 @@ pub fn test() -> Result<bool> {
     Ok(host.failed + minimal.failed + on_boards.failed + qemu.failed == 0)
 }
 
-/// Builds one synthetic model for a numeric.
-type MakeSynthetic = Box<dyn Fn(Numeric) -> Result<synth::Synthetic>>;

@@ -5,8 +5,7 @@
 //! weights and then the batches.
 
 use anyhow::{bail, Result};
-use candle_core::{Device, Tensor};
-use rand::SeedableRng;
+use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 
 use crate::dataset::{Normalization, Sequences};

@@ -397,13 +397,7 @@ pub fn finish(
         )
     });
     plot(dir, "loss.png", |path| {
-        crate::plot::loss_and_metric_curve(
-            path,
-            &spec.name,
-            &history.train_loss,
-            &history.test_score,
-            "test R² (x100)",
-        )
+        crate::plot::loss_curve(path, &spec.name, &history.curves("test R² (x100)"))
     });
 
     let widen = |v: &[f32]| v.iter().map(|&x| f64::from(x)).collect();
