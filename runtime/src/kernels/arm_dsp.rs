@@ -705,17 +705,17 @@ unsafe fn depthwise_quad(
     unsafe {
         asm!(
             "2:",
-            "ldr    {x}, [{tbl}], #4",
-            "cbz    {x}, 3f",
-            "ldr    {x}, [{x}, {c}]",
+            "ldr    r2, [{tbl}], #4",
+            "cbz    r2, 3f",
+            "ldr    r2, [r2, {c}]",
             "ldrd   {w02}, {w13}, [{wp}]",
             "add    {wp}, {wp}, {stride}",
-            "sxtb16 {t}, {x}",
-            "sxtb16 {x}, {x}, ror #8",
+            "sxtb16 {t}, r2",
+            "sxtb16 r2, r2, ror #8",
             "smlabb {a0}, {t}, {w02}, {a0}",
             "smlatt {a2}, {t}, {w02}, {a2}",
-            "smlabb {a1}, {x}, {w13}, {a1}",
-            "smlatt {a3}, {x}, {w13}, {a3}",
+            "smlabb {a1}, r2, {w13}, {a1}",
+            "smlatt {a3}, r2, {w13}, {a3}",
             "b      2b",
             "3:",
             tbl = inout(reg) table => _,
@@ -726,10 +726,13 @@ unsafe fn depthwise_quad(
             a1 = inout(reg) a1,
             a2 = inout(reg) a2,
             a3 = inout(reg) a3,
-            x = out(reg) _,
             t = out(reg) _,
             w02 = out(reg) _,
             w13 = out(reg) _,
+            // The loaded word is in r2: `cbz` takes only r0-r7, and a
+            // register left to the allocator can land in r8-r12 (it did
+            // at opt-level "z").
+            out("r2") _,
             options(pure, readonly, nostack),
         );
     }
