@@ -277,4 +277,3 @@ pub fn test() -> Result<bool> {
     );
     Ok(host.failed + minimal.failed + on_boards.failed + qemu.failed == 0)
 }
-

@@ -87,7 +87,7 @@ fn tail(acc: i32, w: &[u8], x: &[u8]) -> i32 {
 #[inline(always)]
 fn dot3(body: usize, x: &[u8], r0: &[u8], r1: &[u8], r2: &[u8], acc: [i32; 3]) -> [i32; 3] {
     let in_bounds = body > 0
-        && body % 4 == 0
+        && body.is_multiple_of(4)
         && [x.len(), r0.len(), r1.len(), r2.len()]
             .iter()
             .all(|&l| l >= body);

@@ -193,9 +193,7 @@ impl Family for TransformerFamily {
             TransformerData::Classifier(d) => {
                 spread_rows(&d.train.features, d.train.feature_count, n)
             }
-            TransformerData::Forecaster(d) => {
-                spread_rows(&d.windows.0, d.tokens, n)
-            }
+            TransformerData::Forecaster(d) => spread_rows(&d.windows.0, d.tokens, n),
         };
         Ok(quantize::quantize(model, &calibration)?.blob(model))
     }
