@@ -404,6 +404,7 @@ fn run_causal(
 /// a time over the horizon; prints the `out` line's bytes and returns the
 /// instructions of the encode and of all the decoded steps.
 #[cfg(feature = "seq2seq")]
+#[cfg_attr(not(feature = "f32"), allow(unused_variables))] // input_f32: the f32 path's
 fn run_forecast(
     model: &Model,
     vectors: &TestVectors,
