@@ -11,12 +11,31 @@ mod common;
 use common::{exported_blobs, open, seal_raw};
 
 /// Run a model on `input` (cut or padded to its input length) through the
-/// public API a firmware uses.
+/// public API a firmware uses (as `fuzz/src/lib.rs`'s `run_any` does; the
+/// fuzz crate is outside the workspace).
 fn run(model: &Model, input: &[f32]) -> Result<(), Error> {
     let mut x = input.to_vec();
     x.resize(model.input_len(), 0.0);
     let mut words = vec![0u32; model.arena_bytes().div_ceil(4)];
     let arena: &mut [u8] = bytemuck::cast_slice_mut(&mut words);
+    if model.is_seq2seq() {
+        // Encoder-decoders: a window of the input repeated, then the whole horizon.
+        let mut state_words = vec![0u32; model.state_bytes().div_ceil(4)];
+        let state: &mut [u8] = bytemuck::cast_slice_mut(&mut state_words);
+        let (window, horizon) = (model.window(), model.horizon());
+        return match model.numeric() {
+            Numeric::F32 => {
+                let mut out = vec![0.0; horizon * model.output_len()];
+                model.forecast_f32(&x.repeat(window), horizon, state, arena, &mut out)
+            }
+            Numeric::Int8 => {
+                let mut q = vec![0i8; x.len()];
+                model.quantize_input(&x, &mut q)?;
+                let mut out = vec![0i8; horizon * model.output_len()];
+                model.forecast_i8(&q.repeat(window), horizon, state, arena, &mut out)
+            }
+        };
+    }
     if model.is_recurrent() {
         // Recurrent models: the input is one time step of a two-step sequence.
         let mut state_words = vec![0u32; model.state_bytes().div_ceil(4)];
