@@ -40,7 +40,7 @@ fn with_pipeline<R>(
     f: impl FnOnce(&mut Pipe<'_, '_>, &mut CheckedDelay) -> R,
 ) -> R {
     let mut state = Arena::<128>::new();
-    let mut arena = Arena::<640>::new();
+    let mut arena = Arena::<1024>::new();
     let mut delay = CheckedDelay::new(delays);
     let mut pipeline = Pipeline::new(
         I2cMock::new(expectations),
@@ -372,7 +372,7 @@ fn unfit_models_and_buffers_are_rejected_before_any_bus_traffic() {
             256,
             100,
             runtime::Error::ArenaTooSmall {
-                needed: 544,
+                needed: 608,
                 given: 100,
             },
         ),

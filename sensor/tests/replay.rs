@@ -44,7 +44,7 @@ fn replay(
     }
 
     let mut state = Arena::<128>::new();
-    let mut arena = Arena::<640>::new();
+    let mut arena = Arena::<1024>::new();
     let mut delay = init_delay();
     let mut pipeline = Pipeline::new(
         I2cMock::new(&expectations),
@@ -263,7 +263,7 @@ fn decisions_follow_the_data() {
         let mut expectations = init_transactions();
         expectations.extend(s.steps.iter().map(|x| sample_read(&counts(x))));
         let mut state = Arena::<64>::new();
-        let mut arena = Arena::<544>::new();
+        let mut arena = Arena::<1024>::new();
         let mut pipeline = Pipeline::new(
             I2cMock::new(&expectations),
             &model,

@@ -43,7 +43,7 @@ fn a_decision_carries_the_runtime_ticks_of_its_window_only() {
     expectations.extend(reads(WINDOW));
 
     let mut state = Arena::<128>::new();
-    let mut arena = Arena::<640>::new();
+    let mut arena = Arena::<1024>::new();
     let mut delay = init_delay();
     let mut pipeline = Pipeline::new(
         I2cMock::new(&expectations),
@@ -101,7 +101,7 @@ fn poll_reports_no_ticks() {
             .map(|x| sample_read(&counts(x))),
     );
     let mut state = Arena::<128>::new();
-    let mut arena = Arena::<640>::new();
+    let mut arena = Arena::<1024>::new();
     let mut delay = init_delay();
     let mut pipeline = Pipeline::new(
         I2cMock::new(&expectations),
