@@ -81,7 +81,10 @@ fn run() -> Result<(), String> {
     let memory_x = match target.as_str() {
         // QEMU microbit (nRF51822, Cortex-M0).
         "thumbv6m-none-eabi" => "MEMORY { FLASH : ORIGIN = 0x00000000, LENGTH = 256K RAM : ORIGIN = 0x20000000, LENGTH = 16K }\n",
-        // QEMU mps2-an386 (Cortex-M4F).
+        // QEMU mps2-an505 (Cortex-M33, secure state): code in SSRAM1's secure
+        // alias, data in SSRAM2/3's, as the parity firmware.
+        "thumbv8m.main-none-eabihf" => "MEMORY { FLASH : ORIGIN = 0x10000000, LENGTH = 4M RAM : ORIGIN = 0x38000000, LENGTH = 2M }\n",
+        // QEMU mps2-an386 / an385 / an500 (Cortex-M4F, M3, M7).
         _ => "MEMORY { FLASH : ORIGIN = 0x00000000, LENGTH = 4M RAM : ORIGIN = 0x20000000, LENGTH = 4M }\n",
     };
     let write = |name: &str, bytes: &[u8]| {
