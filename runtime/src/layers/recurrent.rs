@@ -54,8 +54,11 @@ pub(crate) struct Layout {
     pub gate_rows: usize,
     /// Largest hidden width.
     pub hidden: usize,
-    /// The last recurrent layer so far (what a decoder continues).
-    pub top: Option<Top>,
+    /// The last recurrent layer so far (what a decoder continues); hidden 0
+    /// before the first. Not an `Option`: `Option<Top>`'s `None` is a
+    /// non-zero niche of `Cell`, which would move a static `Model::empty()`
+    /// from `.bss` into `.data` (its whole size in flash).
+    pub top: Top,
 }
 
 /// What a decoder needs to know of the encoder's last layer.
@@ -69,6 +72,22 @@ pub(crate) struct Top {
     pub output_zero_point: i8,
 }
 
+impl Top {
+    /// No recurrent layer yet (all zero, see [`Layout::top`]).
+    const NONE: Top = Top {
+        cell: Cell::Rnn,
+        hidden: 0,
+        state: 0,
+        output_zero_point: 0,
+    };
+}
+
+impl Default for Top {
+    fn default() -> Self {
+        Top::NONE
+    }
+}
+
 impl Layout {
     /// Not a recurrent model.
     pub(crate) const fn new() -> Self {
@@ -77,7 +96,7 @@ impl Layout {
             state_len: 0,
             gate_rows: 0,
             hidden: 0,
-            top: None,
+            top: Top::NONE,
         }
     }
 
@@ -180,12 +199,12 @@ pub(crate) fn validate<'a>(
         layout.gate_rows = layout.gate_rows.max(cell.gates() * h);
         layout.hidden = layout.hidden.max(h);
         layout.head_start = at as usize + 1;
-        layout.top = Some(Top {
+        layout.top = Top {
             cell,
             hidden: h,
             state: state as usize,
             output_zero_point: layer.output_zero_point,
-        });
+        };
         plan.width = h;
         Ok(layer)
     })())

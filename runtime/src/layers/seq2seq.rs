@@ -279,7 +279,7 @@ pub(crate) fn validate<'a>(
         );
         let mismatch = Error::DecoderMismatch { layer: at };
         let recurrent: &mut RecurrentLayout = &mut plan.families.recurrent;
-        let top: Top = recurrent.top.ok_or(mismatch)?;
+        let top: Top = recurrent.top;
         // Right after the encoder, with its top layer's width and cell.
         if recurrent.head_start != at as usize || top.hidden != h || top.cell != cell {
             return Err(mismatch);
