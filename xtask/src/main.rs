@@ -18,6 +18,7 @@ mod cores;
 mod defmt_log;
 mod forecast;
 mod fuzz;
+mod kernel_check;
 mod minimal;
 mod qemu;
 mod recurrent;
@@ -63,6 +64,9 @@ enum Command {
     Reproduce,
     /// Build the board applications and check the defmt log under QEMU (part of `test`).
     Boards,
+    /// The fast kernels' bit-exact property against the reference kernels on
+    /// every core under QEMU (part of `test`).
+    Kernels,
     /// Fuzz the model loader (cargo-fuzz) for N seconds per target.
     Fuzz {
         /// Seconds per target.
@@ -109,6 +113,7 @@ fn main() -> ExitCode {
         Command::Bench => bench::bench(),
         Command::Reproduce => reproduce::reproduce(),
         Command::Boards => boards::boards(),
+        Command::Kernels => kernel_check::all_cores(),
         Command::Fuzz { seconds } => fuzz::fuzz(seconds),
         Command::Run {
             core,

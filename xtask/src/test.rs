@@ -8,12 +8,14 @@
 //! 3. the runtime's feature matrix: each reduced build compiles for both
 //!    cores and passes `runtime/tests/features.rs` on the host (blobs of a
 //!    family that is left out are refused by name);
-//! 4. QEMU parity of synthetic layers (dense, odd convolutions, DS-CNN)
+//! 4. the kernels' bit-exact property (`runtime::kernels::check`) under
+//!    QEMU on the M0, M3, M4, M7 and M33 ([`crate::kernel_check`]);
+//! 5. QEMU parity of synthetic layers (dense, odd convolutions, DS-CNN)
 //!    and every exported model on the M0, M3, M4, M7 and M33, each firmware
 //!    built with only its model's runtime features;
-//! 5. the minimal application for every exported model and core: built,
+//! 6. the minimal application for every exported model and core: built,
 //!    run once under QEMU, its answer equal to the host's;
-//! 6. the board applications built `--release` ([`crate::boards`]) and the
+//! 7. the board applications built `--release` ([`crate::boards`]) and the
 //!    defmt firmware's log decoded and checked ([`crate::defmt_log`]).
 
 use std::process::Command;
@@ -121,7 +123,18 @@ pub fn test() -> Result<bool> {
         prerequisites
             .as_ref()
             .map_err(|e| anyhow::anyhow!("{e:#}"))
-            .and_then(|()| cargo(&["test", "-q", "-p", "runtime", "--target", HOST_32]))
+            .and_then(|()| {
+                cargo(&[
+                    "test",
+                    "-q",
+                    "-p",
+                    "runtime",
+                    "--features",
+                    "kernel-check",
+                    "--target",
+                    HOST_32,
+                ])
+            })
             .map(|()| String::new()),
     );
     for features in FEATURE_MATRIX {
@@ -157,6 +170,16 @@ pub fn test() -> Result<bool> {
             ])
             .map(|()| String::new()),
         );
+    }
+
+    let mut kernels = Tally::default();
+    for core in Core::ALL {
+        let label = format!("kernel property {}", core.name());
+        let run = prerequisites
+            .as_ref()
+            .map_err(|e| anyhow::anyhow!("{e:#}"))
+            .and_then(|()| crate::kernel_check::run(core));
+        kernels.check(&label, run);
     }
 
     let mut qemu = Tally::default();
@@ -264,6 +287,10 @@ pub fn test() -> Result<bool> {
         host.passed, host.failed
     );
     println!(
+        "kernel property: {} passed, {} failed (fast kernels = reference, on every core)",
+        kernels.passed, kernels.failed
+    );
+    println!(
         "minimal application: {} passed, {} failed",
         minimal.passed, minimal.failed
     );
@@ -275,5 +302,5 @@ pub fn test() -> Result<bool> {
         "qemu parity: {} passed, {} failed",
         qemu.passed, qemu.failed
     );
-    Ok(host.failed + minimal.failed + on_boards.failed + qemu.failed == 0)
+    Ok(host.failed + kernels.failed + minimal.failed + on_boards.failed + qemu.failed == 0)
 }

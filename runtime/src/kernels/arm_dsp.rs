@@ -641,14 +641,16 @@ pub fn conv_i8(
             .zip(shift)
             .zip(o0.iter_mut().zip(o1.iter_mut().zip(o2.iter_mut())));
         let mut row = weights;
-        for (o, (((b, m), &s), (v0, (v1, v2)))) in params.enumerate() {
-            // A row's partial last group reads into the next row, against
-            // the columns' zero lanes: exact, and in bounds but for the
-            // last row, whose tail is added one tap at a time.
-            let (whole, tail) = if o + 1 == out_c || rest == 0 {
-                (groups, rest)
-            } else {
+        for (((b, m), &s), (v0, (v1, v2))) in params {
+            // A row's partial last group reads into the next rows, against
+            // the columns' zero lanes: exact, where the weights go on for
+            // a whole group (not for the last row, nor for the last three
+            // when a row has a single tap); else the tail is added one tap
+            // at a time.
+            let (whole, tail) = if rest != 0 && row.len() >= 4 * (groups + 1) {
                 (groups + 1, 0)
+            } else {
+                (groups, rest)
             };
             let mut acc = dot_row_3(whole, row, columns, [load_i32(b); 3]);
             for k in taps - tail..taps {

@@ -7,6 +7,8 @@ pub mod activation;
 #[cfg(any(feature = "attention", feature = "seq2seq"))]
 pub mod attention;
 pub mod blocked;
+#[cfg(feature = "kernel-check")]
+pub mod check;
 #[cfg(feature = "classical")]
 pub mod classical;
 #[cfg(feature = "conv")]

@@ -210,11 +210,12 @@ pub(crate) struct RecurrentI8<'a> {
 /// rows by index: the compact form (no iterator struct, which `opt-level =
 /// "z"` builds would copy with `memcpy`, 0.6 KB of flash on the M0). The
 /// reference, used on every core without DSP (the DSP cores run
-/// `arm_dsp::gate_rows_i8` / `gate_rows_q15`, checked against it on QEMU).
+/// `arm_dsp::gate_rows_i8` / `gate_rows_q15`, held to it by the property
+/// test of `kernels::check`).
 // Out of line: one copy per input type, and its loop is faster so.
 #[cfg_attr(all(feature = "arm-dsp", target_arch = "arm"), allow(dead_code))]
 #[inline(never)]
-fn gate_rows<T: Copy + Into<i32>>(
+pub(crate) fn gate_rows<T: Copy + Into<i32>>(
     weights: &[u8],
     bias: &[u8],
     mult: &[u8],
@@ -237,6 +238,48 @@ fn gate_rows<T: Copy + Into<i32>>(
             acc = acc.wrapping_add(i32::from(w as i8) * v.into());
         }
         *o = rescale(acc, le_i32(m), s);
+    }
+}
+
+/// The gates' input part, `out[k] = rescale(bias[k] + W[k] · x, m[k], s[k])`,
+/// with the kernel the build selects (`arm_dsp::gate_rows_i8` on DSP cores,
+/// else [`gate_rows`], its reference).
+#[inline(always)]
+pub(crate) fn input_gates(
+    weights: &[u8],
+    bias: &[u8],
+    mult: &[u8],
+    shift: &[u8],
+    x: &[i8],
+    out: &mut [i32],
+) {
+    #[cfg(all(feature = "arm-dsp", target_arch = "arm"))]
+    super::arm_dsp::gate_rows_i8(weights, bias, mult, shift, x, out);
+    #[cfg(not(all(feature = "arm-dsp", target_arch = "arm")))]
+    gate_rows(weights, bias, mult, shift, x, out);
+}
+
+/// The gates' hidden part over `h` (Q15), as [`input_gates`]; `permuted` is
+/// scratch for the DSP kernel's widened `h` (`h.len()` rounded up to 4,
+/// halved, words; unused elsewhere).
+#[inline(always)]
+pub(crate) fn hidden_gates(
+    weights: &[u8],
+    bias: &[u8],
+    mult: &[u8],
+    shift: &[u8],
+    (h, permuted): (&[i16], &mut [u32]),
+    out: &mut [i32],
+) {
+    #[cfg(all(feature = "arm-dsp", target_arch = "arm"))]
+    {
+        super::arm_dsp::permute_q15(h, permuted);
+        super::arm_dsp::gate_rows_q15(weights, bias, mult, shift, (h, permuted), out);
+    }
+    #[cfg(not(all(feature = "arm-dsp", target_arch = "arm")))]
+    {
+        let _ = permuted;
+        gate_rows(weights, bias, mult, shift, h, out);
     }
 }
 
@@ -282,43 +325,22 @@ impl<'a> RecurrentI8<'a> {
             return;
         };
         let (h, c) = state.split_at_mut(h_len.min(state.len()));
-        #[cfg(all(feature = "arm-dsp", target_arch = "arm"))]
-        {
-            use super::arm_dsp::{gate_rows_i8, gate_rows_q15, permute_q15};
-            let (w, b, m, s) = (
-                self.w_input,
-                self.bias_input,
-                self.mult_input,
-                self.shift_input,
-            );
-            gate_rows_i8(w, b, m, s, x, gx);
-            permute_q15(h, permuted);
-            let (w, b, m, s) = (
-                self.w_hidden,
-                self.bias_hidden,
-                self.mult_hidden,
-                self.shift_hidden,
-            );
-            gate_rows_q15(w, b, m, s, (h, permuted), gh);
-        }
-        #[cfg(not(all(feature = "arm-dsp", target_arch = "arm")))]
-        {
-            let _ = permuted;
-            let (w, b, m, s) = (
-                self.w_input,
-                self.bias_input,
-                self.mult_input,
-                self.shift_input,
-            );
-            gate_rows(w, b, m, s, x, gx);
-            let (w, b, m, s) = (
-                self.w_hidden,
-                self.bias_hidden,
-                self.mult_hidden,
-                self.shift_hidden,
-            );
-            gate_rows(w, b, m, s, h, gh);
-        }
+        input_gates(
+            self.w_input,
+            self.bias_input,
+            self.mult_input,
+            self.shift_input,
+            x,
+            gx,
+        );
+        hidden_gates(
+            self.w_hidden,
+            self.bias_hidden,
+            self.mult_hidden,
+            self.shift_hidden,
+            (&*h, permuted),
+            gh,
+        );
         for j in 0..h_len.min(h.len()) {
             let g = |k: usize| gx[k * h_len + j].saturating_add(gh[k * h_len + j]);
             match self.cell {
