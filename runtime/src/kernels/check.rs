@@ -307,7 +307,8 @@ fn fill_i8(rng: &mut Rng, bytes: &mut [u8]) {
 /// Per output channel: biases (one in eight channels anywhere in the i32
 /// range, so that sums wrap), multipliers in `[2^30, 2^31)` (one in
 /// sixteen 0), and shifts that put an output of `fan_in` random int8
-/// products mostly inside the int8 range, give or take a factor of 4.
+/// products mostly inside the int8 range, give or take a factor of 4 (one
+/// in eight any valid shift).
 fn fill_channels(
     rng: &mut Rng,
     fan_in: usize,
@@ -328,8 +329,13 @@ fn fill_channels(
         } else {
             (1 << 30) | (rng.next_u32() >> 2)
         };
-        // ratio 2^(31 - shift) ~ 2^6 / 2^spread_bits, +-2 bits.
-        *s = (31 + spread_bits - 6 + rng.below(5)).saturating_sub(2) as u8;
+        // ratio 2^(31 - shift) ~ 2^6 / 2^spread_bits, +-2 bits; one in
+        // eight anywhere in 1..=62 (shifts below 33 take rescale's 64-bit path).
+        *s = if rng.below(8) == 0 {
+            1 + rng.below(62) as u8
+        } else {
+            (31 + spread_bits - 6 + rng.below(5)).saturating_sub(2) as u8
+        };
     }
 }
 

@@ -1,6 +1,8 @@
 //! Compute kernels. `generic` holds the plain reference versions, written for
 //! clarity and used on every target; faster architecture-specific kernels live
-//! beside it and are selected at compile time. A family's kernels are
+//! beside it and are selected at compile time (`arm_dsp` with the `arm-dsp`
+//! feature on Armv7E-M, `armv6m` on Armv6-M), each held to its reference by
+//! the one property of `check`. A family's kernels are
 //! compiled only with its feature.
 
 pub mod activation;
@@ -21,12 +23,16 @@ pub mod recurrent;
 
 #[cfg(all(feature = "arm-dsp", target_arch = "arm"))]
 pub mod arm_dsp;
+#[cfg(armv6m)]
+pub mod armv6m;
 
 pub use blocked::dense_f32;
 
 #[cfg(all(feature = "arm-dsp", target_arch = "arm"))]
 pub use arm_dsp::{dense_i8, dense_i8_widened};
-#[cfg(not(all(feature = "arm-dsp", target_arch = "arm")))]
+#[cfg(armv6m)]
+pub use armv6m::{dense_i8, dense_i8_widened};
+#[cfg(not(any(all(feature = "arm-dsp", target_arch = "arm"), armv6m)))]
 pub use generic::{dense_i8, dense_i8_widened};
 
 /// Read a little-endian f32 from a 4-byte chunk (0.0 for any other length,
