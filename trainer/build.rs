@@ -25,6 +25,11 @@ fn main() {
         visit(&dir, &mut files);
     }
     files.sort();
+    // Each file too, not only the folders: a folder alone has let a stale
+    // fingerprint survive an edit in an incremental build.
+    for file in &files {
+        println!("cargo:rerun-if-changed={}", file.display());
+    }
     // FNV-1a over relative paths and contents: stable across machines and checkouts.
     let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
     for file in &files {
